@@ -1,0 +1,3 @@
+from jersey_cls.data.datamodule import JerseyDataModule
+
+__all__ = ["JerseyDataModule"]

@@ -1,0 +1,172 @@
+"""JerseyDataModule: finds the splits, derives the class list and weights, serves uint8 crops."""
+
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torchvision.transforms import v2
+
+from jersey_cls.data.layouts import Split, label_sort_key, read_split
+from jersey_cls.data.synthetic import embedded_dataset
+from jersey_cls.data.transforms import eval_transform, train_transform
+from jersey_cls.errors import JerseyInputError
+
+
+class CropDataset(Dataset):
+    """(uint8 CHW image, class index) pairs; an unreadable image yields ``None`` and is dropped by the collate."""
+
+    def __init__(self, samples: list[tuple[str, int]], transform: v2.Transform) -> None:
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, target = self.samples[index]
+        try:
+            with Image.open(path) as image:
+                tensor = v2.functional.pil_to_tensor(image.convert("RGB"))
+        except (OSError, ValueError) as error:
+            warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=1)
+            return None
+        return self.transform(tensor), target
+
+
+def collate_readable(batch: list):
+    """Default collate over the samples that decoded, so one bad image never kills an epoch."""
+    readable = [sample for sample in batch if sample is not None]
+    if not readable:
+        return None
+    return torch.utils.data.default_collate(readable)
+
+
+class JerseyDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        data_root: str | None = None,
+        image_size: int = 224,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        sampler: Literal["shuffle", "balanced"] = "shuffle",
+        jpeg_quality: tuple[int, int] = (15, 70),
+        jpeg_p: float = 0.6,
+        noise_sigma: tuple[float, float] = (5.0, 30.0),
+        noise_p: float = 0.5,
+        erasing_p: float = 0.2,
+        cache_dir: str | None = None,
+    ) -> None:
+        """Jersey-number crops in Roboflow JSONL or ImageFolder layout.
+
+        Args:
+            data_root: Dataset folder holding train/, val/ or valid/, and optionally test/. None trains on the
+                embedded synthetic jersey set.
+            image_size: Side of the square input, in pixels.
+            batch_size: Crops per batch.
+            num_workers: Data-loading worker processes.
+            pin_memory: Pin batches in page-locked memory for faster host-to-GPU copies.
+            persistent_workers: Keep workers alive between epochs (needs num_workers > 0).
+            sampler: "shuffle" for plain shuffling, "balanced" for a class-balanced WeightedRandomSampler.
+            jpeg_quality: JPEG re-compression quality range used in training augmentation.
+            jpeg_p: Probability of JPEG re-compression per training crop.
+            noise_sigma: Gaussian noise sigma range on the 0-255 scale.
+            noise_p: Probability of Gaussian noise per training crop.
+            erasing_p: Probability of random erasing per training crop.
+            cache_dir: Cache folder for the embedded set. None means $XDG_CACHE_HOME/jersey-cls or ~/.cache/jersey-cls.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if data_root is None:
+            root = embedded_dataset(Path(cache_dir) if cache_dir else None)
+        else:
+            root = Path(data_root).expanduser()
+            if not root.is_dir():
+                raise JerseyInputError(
+                    f"--data.data_root {data_root}: no such folder. Point it at the dataset folder that holds "
+                    "train/ and val/ (or valid/), or leave it unset to train on the embedded synthetic set."
+                )
+        self.data_root = root
+        train = read_split(root, "train")
+        if train is None:
+            raise JerseyInputError(
+                f"--data.data_root {root}: no train/ split. Expected {root}/train/ next to {root}/val/ "
+                "(or valid/), as Roboflow exports and ImageFolder datasets are laid out."
+            )
+        val = read_split(root, "val")
+        if val is None:
+            raise JerseyInputError(f"--data.data_root {root}: no val/ or valid/ split next to train/. Add one.")
+        self.splits: dict[str, Split] = {"train": train, "val": val}
+        test = read_split(root, "test")
+        if test is not None:
+            self.splits["test"] = test
+
+        counts = Counter(label for _, label in train.samples)
+        self.class_names: list[str] = sorted(counts, key=label_sort_key)
+        # Inverse frequency, scaled to mean 1 so the loss scale matches the unweighted loss.
+        total, num_classes = sum(counts.values()), len(counts)
+        self.class_weights: list[float] = [total / (num_classes * counts[name]) for name in self.class_names]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _indexed(self, split: Split) -> list[tuple[str, int]]:
+        """Samples with class indices; labels that train lacks cannot be scored and are left out."""
+        index = {name: i for i, name in enumerate(self.class_names)}
+        unknown = Counter(label for _, label in split.samples if label not in index)
+        if unknown:
+            warnings.warn(
+                f"{split.root}: {sum(unknown.values())} images have labels absent from train and are left out: "
+                f"{sorted(unknown, key=label_sort_key)}",
+                stacklevel=2,
+            )
+        return [(path, index[label]) for path, label in split.samples if label in index]
+
+    def _loader(self, split_name: str, train: bool) -> DataLoader:
+        if split_name not in self.splits:
+            raise JerseyInputError(
+                f"--data.data_root {self.data_root}: no {split_name}/ split, so there is nothing to "
+                f"{'test' if split_name == 'test' else 'load'}. Add {self.data_root}/{split_name}/ or use `validate`."
+            )
+        hp = self.hparams
+        samples = self._indexed(self.splits[split_name])
+        if train:
+            transform = train_transform(
+                hp.image_size, hp.jpeg_quality, hp.jpeg_p, hp.noise_sigma, hp.noise_p, hp.erasing_p
+            )
+        else:
+            transform = eval_transform(hp.image_size)
+        sampler = None
+        if train and hp.sampler == "balanced":
+            weights = [self.class_weights[target] for _, target in samples]
+            sampler = WeightedRandomSampler(weights, num_samples=len(samples), replacement=True)
+        return DataLoader(
+            CropDataset(samples, transform),
+            batch_size=hp.batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            drop_last=train and len(samples) > hp.batch_size,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+            collate_fn=collate_readable,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test" if "test" in self.splits else "val", train=False)

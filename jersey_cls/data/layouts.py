@@ -1,0 +1,130 @@
+"""Read a dataset root in either supported layout into (image path, label) samples.
+
+Layouts:
+- Roboflow JSONL: ``<split>/**/*.jsonl`` with lines ``{"image": ..., "suffix": "23"}``; every
+  ``.jsonl`` under a split is read together, image paths are relative to their ``.jsonl`` file.
+- ImageFolder: ``<split>/<label>/<image>``.
+"""
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jersey_cls.errors import JerseyInputError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid"), "test": ("test",)}
+
+
+@dataclass
+class Split:
+    """The samples of one split, and what was skipped while reading it."""
+
+    name: str
+    root: Path
+    layout: str
+    samples: list[tuple[str, str]]
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, example: str) -> None:
+        self.skipped.setdefault(reason, []).append(example)
+
+
+def label_sort_key(label: str) -> tuple:
+    """Natural numeric order that keeps "0" and "00" distinct: 0, 00, 1, 2, ..., 10, ..., then non-numbers."""
+    if label.isdigit():
+        return (0, int(label), len(label), label)
+    return (1, 0, 0, label)
+
+
+def find_split_dir(data_root: Path, split: str) -> Path | None:
+    for name in SPLIT_NAMES[split]:
+        if (data_root / name).is_dir():
+            return data_root / name
+    return None
+
+
+def read_split(data_root: Path, split: str) -> Split | None:
+    """Read one split; ``None`` when the split folder does not exist."""
+    split_dir = find_split_dir(data_root, split)
+    if split_dir is None:
+        return None
+    jsonl_files = sorted(split_dir.rglob("*.jsonl"))
+    if jsonl_files:
+        result = Split(split, split_dir, "jsonl", [])
+        for jsonl_file in jsonl_files:
+            _read_jsonl(jsonl_file, result)
+    elif any(child.is_dir() for child in split_dir.iterdir()):
+        result = Split(split, split_dir, "imagefolder", [])
+        _read_imagefolder(split_dir, result)
+    else:
+        raise JerseyInputError(
+            f"{split_dir} is neither a Roboflow JSONL split (no *.jsonl file under it) nor an ImageFolder split "
+            f"(no <label>/ sub-folders). Lay it out as {split_dir}/annotations.jsonl with "
+            f'{{"image": "<file>", "suffix": "<label>"}} lines, or as {split_dir}/<label>/<image>.'
+        )
+    result.samples = _drop_conflicting_labels(result)
+    if not result.samples:
+        raise JerseyInputError(
+            f"split '{split}' at {split_dir} has no usable images ({_skipped_summary(result) or 'none found'}). "
+            "Add labelled images to it, or point --data.data_root at the dataset root."
+        )
+    if result.skipped:
+        warnings.warn(f"{split_dir}: skipped {_skipped_summary(result)}", stacklevel=2)
+    return result
+
+
+def _read_jsonl(jsonl_file: Path, split: Split) -> None:
+    for line_number, line in enumerate(jsonl_file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{jsonl_file}:{line_number}"
+        try:
+            row = json.loads(line)
+            image, label = row["image"], row["suffix"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            split.skip("malformed JSONL line", where)
+            continue
+        label = str(label).strip()
+        if not label:
+            split.skip("empty label", where)
+            continue
+        image_path = jsonl_file.parent / image
+        if not image_path.is_file():
+            split.skip("missing image", f"{where} -> {image_path}")
+            continue
+        split.samples.append((str(image_path), label))
+
+
+def _read_imagefolder(split_dir: Path, split: Split) -> None:
+    for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        for path in sorted(label_dir.rglob("*")):
+            if path.is_file():
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    split.samples.append((str(path), label_dir.name))
+                else:
+                    split.skip("not an image file", str(path))
+
+
+def _drop_conflicting_labels(split: Split) -> list[tuple[str, str]]:
+    """Keep one row per image; an image listed with two different labels is ambiguous and dropped."""
+    labels_by_image: dict[str, set[str]] = {}
+    for path, label in split.samples:
+        labels_by_image.setdefault(path, set()).add(label)
+    kept, seen = [], set()
+    for path, label in split.samples:
+        if path in seen:
+            continue
+        seen.add(path)
+        if len(labels_by_image[path]) > 1:
+            split.skip("image listed with different labels", f"{path}: {sorted(labels_by_image[path])}")
+        else:
+            kept.append((path, label))
+    return kept
+
+
+def _skipped_summary(split: Split) -> str:
+    return "; ".join(
+        f"{len(examples)} {reason} (e.g. {examples[0]})" for reason, examples in sorted(split.skipped.items())
+    )

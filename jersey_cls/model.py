@@ -1,0 +1,139 @@
+"""JerseyClassifier: a timm backbone that reads jersey numbers from uint8 RGB crops."""
+
+import difflib
+import math
+
+import lightning.pytorch as pl
+import timm
+import timm.data
+import timm.optim
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from jersey_cls.errors import JerseyInputError
+
+
+def create_backbone(backbone: str, pretrained: bool, num_classes: int) -> nn.Module:
+    if not timm.is_model(backbone):
+        close = difflib.get_close_matches(backbone, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" Close timm names: {', '.join(close)}." if close else " See timm.list_models() for the names."
+        raise JerseyInputError(f"--model.backbone {backbone!r} is not a timm model.{hint}")
+    try:
+        return timm.create_model(backbone, pretrained=pretrained, num_classes=num_classes)
+    except (OSError, RuntimeError) as error:
+        if not pretrained:
+            raise
+        raise JerseyInputError(
+            f"--model.pretrained true: could not obtain ImageNet weights for {backbone!r} ({type(error).__name__}). "
+            "Connect to the network once so timm caches them (under $HF_HOME), copy that cache to this machine, "
+            "or train from scratch with --model.pretrained false."
+        ) from error
+
+
+def metric_collection(num_classes: int) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc_top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "f1_macro": MulticlassF1Score(num_classes, average="macro"),
+        }
+    )
+
+
+class JerseyClassifier(pl.LightningModule):
+    def __init__(
+        self,
+        class_names: list[str],
+        backbone: str = "resnet18",
+        pretrained: bool = False,
+        lr: float = 5e-4,
+        weight_decay: float = 0.05,
+        warmup_epochs: float = 1.0,
+        label_smoothing: float = 0.1,
+        class_weighted_loss: bool = False,
+        class_weights: list[float] | None = None,
+    ) -> None:
+        """Jersey-number classifier.
+
+        Args:
+            class_names: Labels in class-index order; linked from the data, stored in checkpoints.
+            backbone: Any timm model name, e.g. resnet18 or resnet50.
+            pretrained: Start from timm's ImageNet weights (needs them downloaded or cached).
+            lr: Peak AdamW learning rate, reached after warm-up.
+            weight_decay: AdamW weight decay (not applied to norms and biases).
+            warmup_epochs: Linear warm-up length in epochs, then cosine decay to zero at max_epochs.
+            label_smoothing: Cross-entropy label smoothing.
+            class_weighted_loss: Weight the loss by inverse class frequency from the train split.
+            class_weights: Per-class loss weights; linked from the data.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.class_names = list(class_names)
+        num_classes = len(self.class_names)
+        self.net = create_backbone(backbone, pretrained, num_classes)
+        data_config = timm.data.resolve_model_data_config(self.net)
+        self.register_buffer("mean", torch.tensor(data_config["mean"]).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(data_config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
+        loss_weights = torch.tensor(class_weights) if class_weighted_loss and class_weights else None
+        self.register_buffer("loss_weights", loss_weights, persistent=False)
+        self.train_loss = MeanMetric()
+        self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_metrics = metric_collection(num_classes).clone(prefix="val/")
+        self.test_metrics = metric_collection(num_classes).clone(prefix="test/")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of RGB crops with values 0-255 (uint8 or float), shape (N, 3, H, W)."""
+        return self.net((images.float() - self.mean) / self.std)
+
+    def shared_step(self, batch, stage: str) -> torch.Tensor | None:
+        if batch is None:  # every image of the batch failed to decode
+            return None
+        images, targets = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, targets, weight=self.loss_weights, label_smoothing=self.hparams.label_smoothing)
+        batch_size = len(targets)
+        if stage == "train":
+            self.train_loss(loss.detach(), batch_size)
+            self.train_acc(logits.detach(), targets)
+            self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+            self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True, batch_size=batch_size)
+        else:
+            metrics = self.val_metrics if stage == "val" else self.test_metrics
+            metrics.update(logits, targets)
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
+            self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
+        return loss
+
+    def training_step(self, batch, batch_idx: int):
+        return self.shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int):
+        self.shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int):
+        self.shared_step(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        if batch is None:
+            return None
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self(images).softmax(dim=1)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer = timm.optim.create_optimizer_v2(self.net, "adamw", lr=hp.lr, weight_decay=hp.weight_decay)
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        warmup_steps = int(total_steps * hp.warmup_epochs / max_epochs)
+
+        def warmup_then_cosine(step: int) -> float:
+            if step < warmup_steps:
+                return (step + 1) / (warmup_steps + 1)
+            progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_cosine)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,71 @@
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from jersey_cls.data.synthetic import render_crop
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+LABELS = ["0", "00", "7", "23"]
+SPLIT_SIZES = {"train": 10, "valid": 4, "test": 4}
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test runs in its own folder, offline, with its own cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["jersey-cls"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+def write_crop(path: Path, label: str, seed: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    render_crop(label, random.Random(seed), size=48).save(path)
+
+
+@pytest.fixture
+def jsonl_root(tmp_path) -> Path:
+    """A tiny Roboflow JSONL export: train/ valid/ test/, each with annotations.jsonl."""
+    root = tmp_path / "jsonl_data"
+    for split, count in SPLIT_SIZES.items():
+        rows = []
+        for label in LABELS:
+            for i in range(count):
+                name = f"{label}_{i}.jpg"
+                write_crop(root / split / name, label, seed=f"{split}-{label}-{i}")
+                rows.append({"image": name, "prefix": "Read the number.", "suffix": label})
+        (root / split / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+@pytest.fixture
+def imagefolder_root(tmp_path) -> Path:
+    """A tiny ImageFolder dataset: train/<label>/ and val/<label>/."""
+    root = tmp_path / "folder_data"
+    for split, count in (("train", 10), ("val", 4)):
+        for label in LABELS:
+            for i in range(count):
+                write_crop(root / split / label / f"{i}.png", label, seed=f"{split}-{label}-{i}")
+    return root
+
+
+def fit_args(data_root: Path, *extra: str, epochs: int = 1) -> list[str]:
+    """A fast real fit: tiny timm backbone, 32 px, no workers, quiet."""
+    return [
+        "fit",
+        "--config", str(CONFIGS / "base.yaml"),
+        "--data.data_root", str(data_root),
+        "--data.image_size", "32",
+        "--data.batch_size", "8",
+        "--data.num_workers", "0",
+        "--model.backbone", "test_resnet",
+        "--trainer.max_epochs", str(epochs),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+        *extra,
+    ]  # fmt: skip

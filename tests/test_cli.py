@@ -1,0 +1,117 @@
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from jersey_cls.cli import main
+
+from .conftest import CONFIGS, LABELS, fit_args
+
+CHECKPOINTS = Path("runs/jersey/checkpoints")
+
+
+def load(path: Path) -> dict:
+    # weights_only=True is how Lightning and PyTorch >= 2.6 load: hyperparameters must stay primitive.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def logged_epochs(version: int) -> list[int]:
+    with open(f"runs/jersey/logs/version_{version}/metrics.csv") as f:
+        return sorted({int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/acc_top1")})
+
+
+def test_fit_writes_last_and_best_into_the_run_folder_and_reuses_it(jsonl_root):
+    main(fit_args(jsonl_root, epochs=2))
+    last = load(CHECKPOINTS / "last.ckpt")
+    assert last["epoch"] == 1
+    assert last["hyper_parameters"]["class_names"] == LABELS
+    assert isinstance(last["hyper_parameters"]["class_names"], list)
+    assert len(list(CHECKPOINTS.glob("best-epoch=*-acc=*.ckpt"))) == 2
+    # A second run into the same folder must not trip over the first run's saved config.
+    main(fit_args(jsonl_root, epochs=1))
+    assert Path("runs/jersey/logs/version_0/config.yaml").is_file()
+    assert Path("runs/jersey/logs/version_1/config.yaml").is_file()
+    assert sorted(p.name for p in Path("runs").iterdir()) == ["jersey"]
+
+
+def test_overrides_take_effect(jsonl_root):
+    main(fit_args(jsonl_root, "--model.backbone", "resnet18", "--data.batch_size", "4", "--model.lr", "0.01"))
+    last = load(CHECKPOINTS / "last.ckpt")
+    assert last["hyper_parameters"]["backbone"] == "resnet18"
+    assert last["hyper_parameters"]["lr"] == 0.01
+    assert last["datamodule_hyper_parameters"]["batch_size"] == 4
+    assert "net.layer4.1.conv2.weight" in last["state_dict"]  # resnet18 has layer4; test_resnet does not
+    assert last["global_step"] == 40 // 4
+
+
+def test_resume_continues_from_the_latest_epoch_even_on_a_plateau(jsonl_root, capsys):
+    # lr 0 freezes the weights, so val/acc_top1 is flat and best-k stops updating after epoch 0.
+    main(fit_args(jsonl_root, "--model.lr", "0.0", "--ckpt_path", "last", epochs=3))
+    assert "no checkpoint under runs/jersey; starting a new run" in capsys.readouterr().out
+    first = load(CHECKPOINTS / "last.ckpt")
+    assert first["epoch"] == 2
+    assert len(list(CHECKPOINTS.glob("best-*.ckpt"))) == 3
+
+    main(fit_args(jsonl_root, "--model.lr", "0.0", "--ckpt_path", "last", epochs=5))
+    assert "resuming from" in capsys.readouterr().out
+    resumed = load(CHECKPOINTS / "last.ckpt")
+    assert logged_epochs(1) == [3, 4]
+    assert resumed["epoch"] == 4
+    assert resumed["global_step"] == first["global_step"] * 5 // 3
+    adam_steps = {float(state["step"]) for state in resumed["optimizer_states"][0]["state"].values()}
+    assert adam_steps == {resumed["global_step"]}
+    assert resumed["lr_schedulers"][0]["last_epoch"] == resumed["global_step"]
+
+
+def test_validate_with_a_checkpoint_prints_accuracy(jsonl_root, capsys):
+    main(fit_args(jsonl_root))
+    capsys.readouterr()
+    main(
+        [
+            "validate",
+            "--config", str(CONFIGS / "base.yaml"),
+            "--data.data_root", str(jsonl_root),
+            "--data.image_size", "32",
+            "--data.num_workers", "0",
+            "--model.backbone", "test_resnet",
+            "--trainer.enable_progress_bar", "false",
+            "--ckpt_path", str(CHECKPOINTS / "last.ckpt"),
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "val/acc_top1" in out and "val/f1_macro" in out
+
+
+def test_test_subcommand_reports_test_metrics(jsonl_root, capsys):
+    main(["test", *fit_args(jsonl_root)[1:]])
+    assert "test/acc_top1" in capsys.readouterr().out
+
+
+def test_installed_command_reports_bad_input_without_traceback(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    result = subprocess.run(
+        ["jersey-cls", "fit", "--config", str(CONFIGS / "base.yaml"), "--data.data_root", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "--data.data_root" in result.stderr and "no such folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_python_dash_m_works():
+    result = subprocess.run([sys.executable, "-m", "jersey_cls", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "fit" in result.stdout and "validate" in result.stdout and "predict" in result.stdout
+
+
+@pytest.mark.slow
+def test_embedded_default_reaches_90_percent(capsys):
+    main(["fit", "--config", str(CONFIGS / "base.yaml"), "--trainer.enable_progress_bar", "false"])
+    best = max(float(p.stem.rsplit("acc=", 1)[1]) for p in CHECKPOINTS.glob("best-*.ckpt"))
+    assert best >= 0.90

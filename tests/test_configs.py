@@ -1,0 +1,80 @@
+import pytest
+import yaml
+
+from jersey_cls.cli import JerseyCLI, main
+from jersey_cls.data import JerseyDataModule
+from jersey_cls.model import JerseyClassifier
+
+from .conftest import CONFIGS
+
+STACKS = [
+    ["base.yaml"],
+    ["base.yaml", "t4.yaml"],
+    ["base.yaml", "wandb.yaml"],
+    ["base.yaml", "t4.yaml", "wandb.yaml"],
+]
+
+
+def print_config(capsys, args: list[str]) -> dict:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def config_args(stack: list[str]) -> list[str]:
+    return [arg for name in stack for arg in ("--config", str(CONFIGS / name))]
+
+
+@pytest.mark.parametrize("stack", STACKS, ids=lambda s: "+".join(n.removesuffix(".yaml") for n in s))
+def test_every_shipped_stack_parses(capsys, stack):
+    config = print_config(capsys, ["fit", *config_args(stack)])
+    assert config["trainer"]["default_root_dir"] == "runs/jersey"
+    dirpaths = {cb["init_args"].get("dirpath") for cb in config["trainer"]["callbacks"]} - {None}
+    assert dirpaths == {"runs/jersey/checkpoints"}
+    loggers = [logger["class_path"].rsplit(".", 1)[1] for logger in config["trainer"]["logger"]]
+    assert loggers[0] == "CSVLogger"
+    assert ("WandbLogger" in loggers) == ("wandb.yaml" in stack)
+
+
+def test_run_folder_moves_checkpoints_and_logs(capsys):
+    config = print_config(capsys, ["fit", *config_args(["base.yaml"]), "--trainer.default_root_dir", "elsewhere"])
+    assert {cb["init_args"].get("dirpath") for cb in config["trainer"]["callbacks"]} - {None} == {
+        "elsewhere/checkpoints"
+    }
+    assert config["trainer"]["logger"][0]["init_args"]["save_dir"] == "elsewhere"
+
+
+def test_print_config_round_trips(capsys, tmp_path):
+    first = print_config(capsys, ["fit", *config_args(["base.yaml", "t4.yaml"]), "--data.batch_size", "16"])
+    dumped = tmp_path / "resolved.yaml"
+    dumped.write_text(yaml.safe_dump(first))
+    assert print_config(capsys, ["fit", "--config", str(dumped)]) == first
+
+
+def test_t4_values_land_in_the_trainer(capsys, jsonl_root):
+    config = print_config(capsys, ["fit", *config_args(["base.yaml", "t4.yaml"])])
+    assert config["trainer"]["precision"] == "16-mixed"
+    # No GPU here: instantiate on CPU in fp32 (fp16 autocast does not exist on CPU) and check the rest.
+    cli = JerseyCLI(
+        JerseyClassifier,
+        JerseyDataModule,
+        run=False,
+        parser_kwargs={"parser_mode": "omegaconf+"},
+        args=[
+            *config_args(["base.yaml", "t4.yaml"]),
+            "--trainer.accelerator", "cpu",
+            "--trainer.precision", "32-true",
+            "--model.pretrained", "false",
+            "--data.data_root", str(jsonl_root),
+        ],
+    )  # fmt: skip
+    assert cli.trainer.gradient_clip_val == 1.0
+    assert cli.trainer.gradient_clip_algorithm == "norm"
+    assert cli.trainer.accumulate_grad_batches == 1
+    assert cli.trainer.max_epochs == 40
+    assert cli.datamodule.hparams.image_size == 224
+    assert cli.datamodule.hparams.batch_size == 64
+    assert cli.datamodule.hparams.num_workers == 4
+    assert cli.datamodule.hparams.pin_memory and cli.datamodule.hparams.persistent_workers
+    assert cli.model.hparams.lr == 5e-4

@@ -1,0 +1,110 @@
+import json
+
+import pytest
+import torch
+from torch.utils.data import WeightedRandomSampler
+from torchvision.transforms import v2
+
+from jersey_cls.data import JerseyDataModule
+from jersey_cls.data.layouts import label_sort_key
+from jersey_cls.data.synthetic import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset
+from jersey_cls.errors import JerseyInputError
+
+from .conftest import LABELS, write_crop
+
+
+def test_label_order_is_numeric_and_keeps_0_and_00_apart():
+    labels = ["10", "00", "9", "0", "23", "1", "07"]
+    assert sorted(labels, key=label_sort_key) == ["0", "00", "1", "07", "9", "10", "23"]
+
+
+@pytest.mark.parametrize("layout", ["jsonl_root", "imagefolder_root"])
+def test_both_layouts_load(layout, request):
+    data = JerseyDataModule(data_root=str(request.getfixturevalue(layout)), image_size=32, batch_size=8, num_workers=0)
+    assert data.class_names == LABELS
+    assert data.num_classes == 4
+    assert data.class_weights == pytest.approx([1.0] * 4)
+    images, targets = next(iter(data.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (8, 3, 32, 32)
+    assert targets.max() < 4
+    assert sum(len(batch[1]) for batch in data.val_dataloader()) == 16
+
+
+def test_jsonl_reads_every_file_under_a_split_and_skips_bad_rows(jsonl_root):
+    synthetic = jsonl_root / "train" / "synthetic"
+    for i in range(3):
+        write_crop(synthetic / f"46_{i}.jpg", "46", seed=f"46-{i}")
+    rows = [{"image": f"46_{i}.jpg", "suffix": "46"} for i in range(3)]
+    lines = [json.dumps(r) for r in rows] + [
+        "{not json",
+        json.dumps({"image": "46_0.jpg", "suffix": ""}),  # unreadable number: no label
+        json.dumps({"image": "gone.jpg", "suffix": "46"}),
+    ]
+    (synthetic / "annotations.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="malformed JSONL line.*missing image"):
+        data = JerseyDataModule(data_root=str(jsonl_root), num_workers=0)
+    assert data.class_names == LABELS + ["46"]
+    assert sum(label == "46" for _, label in data.splits["train"].samples) == 3
+    # 3 images of "46" against 10 of the others: the rare class weighs 10/3 as much.
+    weights = dict(zip(data.class_names, data.class_weights, strict=True))
+    assert weights["46"] / weights["7"] == pytest.approx(10 / 3)
+
+
+def test_image_listed_with_two_labels_is_dropped(jsonl_root):
+    annotations = jsonl_root / "train" / "annotations.jsonl"
+    with annotations.open("a") as f:
+        f.write(json.dumps({"image": "7_0.jpg", "suffix": "1"}) + "\n")
+    with pytest.warns(UserWarning, match="different labels"):
+        data = JerseyDataModule(data_root=str(jsonl_root), num_workers=0)
+    assert not any(path.endswith("7_0.jpg") for path, _ in data.splits["train"].samples)
+
+
+def test_balanced_sampler_is_opt_in(jsonl_root):
+    plain = JerseyDataModule(data_root=str(jsonl_root), num_workers=0).train_dataloader()
+    balanced = JerseyDataModule(data_root=str(jsonl_root), num_workers=0, sampler="balanced").train_dataloader()
+    assert not isinstance(plain.sampler, WeightedRandomSampler)
+    assert isinstance(balanced.sampler, WeightedRandomSampler)
+
+
+def test_train_transform_never_flips(jsonl_root):
+    data = JerseyDataModule(data_root=str(jsonl_root), num_workers=0)
+    transform = data.train_dataloader().dataset.transform
+    kinds = {type(t) for t in transform.transforms}
+    assert v2.RandomHorizontalFlip not in kinds and v2.RandomVerticalFlip not in kinds
+    assert v2.JPEG in {type(t.transforms[0]) for t in transform.transforms if isinstance(t, v2.RandomApply)}
+
+
+def test_unreadable_image_is_skipped_not_fatal(jsonl_root):
+    (jsonl_root / "valid" / "7_0.jpg").write_bytes(b"not a jpeg")
+    data = JerseyDataModule(data_root=str(jsonl_root), image_size=32, batch_size=64, num_workers=0)
+    with pytest.warns(UserWarning, match="skipping unreadable image .*7_0.jpg"):
+        images, targets = next(iter(data.val_dataloader()))
+    assert len(targets) == 15
+
+
+def test_embedded_dataset_is_rendered_once_and_reused(tmp_path):
+    root = embedded_dataset(tmp_path / "cache")
+    first = (root / "train" / "annotations.jsonl").stat().st_mtime_ns
+    assert embedded_dataset(tmp_path / "cache") == root
+    assert (root / "train" / "annotations.jsonl").stat().st_mtime_ns == first
+    lines = (root / "valid" / "annotations.jsonl").read_text().splitlines()
+    assert len(lines) == len(DEFAULT_NUMBERS) * SPLIT_SIZES["valid"]
+    data = JerseyDataModule(cache_dir=str(tmp_path / "cache"), num_workers=0)
+    assert data.class_names[:2] == ["0", "00"] and data.num_classes == len(DEFAULT_NUMBERS)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: None, "--data.data_root .*no such folder"),
+        (lambda root: (root / "val" / "7").mkdir(parents=True), "no train/ split"),
+        (lambda root: (root / "train" / "7").mkdir(parents=True), "split 'train' .* has no usable images"),
+        (lambda root: (root / "train").mkdir(parents=True), "neither a Roboflow JSONL split .* nor an ImageFolder"),
+    ],
+    ids=["missing-root", "missing-train", "empty-split", "unknown-layout"],
+)
+def test_bad_data_root_gets_a_clear_error(tmp_path, make, message):
+    root = tmp_path / "data"
+    make(root)
+    with pytest.raises(JerseyInputError, match=message):
+        JerseyDataModule(data_root=str(root))
