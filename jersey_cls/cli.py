@@ -1,15 +1,68 @@
 """The jersey-cls command: LightningCLI wiring of the model, the data and the run folder."""
 
+import secrets
+import string
 import sys
 import warnings
 from pathlib import Path
 
-from jsonargparse import set_parsing_settings
-from lightning.pytorch.cli import LightningCLI
+from jsonargparse import Namespace, set_parsing_settings
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 
 from jersey_cls.data import JerseyDataModule
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.model import JerseyClassifier
+
+WANDB_RUN_ID_FILE = Path("wandb") / "run_id"
+
+
+def keep_wandb_run(config: Namespace, resuming: bool) -> None:
+    """Give every WandbLogger in ``config`` the run id kept in the run folder, so a resume continues that W&B run.
+
+    Lightning does not store the W&B id in checkpoints; without this, each resume would start a new W&B run.
+    """
+    loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
+    for logger in loggers:
+        if not isinstance(logger, Namespace) or not logger.class_path.endswith("WandbLogger"):
+            continue
+        if logger.init_args.get("id") or logger.init_args.get("version"):
+            continue  # an id chosen by the user wins
+        id_file = Path(config.trainer.default_root_dir or ".") / WANDB_RUN_ID_FILE
+        if resuming and id_file.is_file():
+            run_id = id_file.read_text().strip()
+        else:
+            run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+            id_file.parent.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(run_id + "\n")
+        logger.init_args.id = run_id
+
+
+def start_wandb_or_continue_without(trainer) -> None:
+    """Start W&B runs now; when W&B cannot start (offline without WANDB_MODE, no login), warn once and go on."""
+    kept = []
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            try:
+                logger.experiment  # noqa: B018 - creating the run is the point
+            except Exception as error:  # W&B raises many kinds (UsageError, CommError, OSError, ...)
+                warnings.warn(
+                    f"W&B could not start ({type(error).__name__}: {error}). Training goes on with local logs only. "
+                    "Fix: `wandb login` or set WANDB_API_KEY; or set WANDB_MODE=offline and `wandb sync` later.",
+                    stacklevel=1,
+                )
+                continue
+        kept.append(logger)
+    trainer.loggers = kept
+
+
+class JerseySaveConfig(SaveConfigCallback):
+    """Saves the resolved config into the run's log version folder and sends it to W&B as the run config."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_hyperparams({"config": self.config.as_dict()})
 
 
 class JerseyCLI(LightningCLI):
@@ -17,7 +70,15 @@ class JerseyCLI(LightningCLI):
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.class_weights", apply_on="instantiate")
 
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        keep_wandb_run(config, resuming=config.get("ckpt_path") is not None)
+        if config.trainer.enable_progress_bar is False and config.trainer.callbacks:
+            # base.yaml's RichProgressBar would make Lightning refuse the flag; the flag wins.
+            config.trainer.callbacks = [c for c in config.trainer.callbacks if not c.class_path.endswith("ProgressBar")]
+
     def before_fit(self) -> None:
+        start_wandb_or_continue_without(self.trainer)
         if self.config.fit.ckpt_path == "last":
             # Say it once, in our words, instead of Lightning's warning.
             warnings.filterwarnings("ignore", message=".*there is no last checkpoint available")
@@ -27,6 +88,12 @@ class JerseyCLI(LightningCLI):
                 print(f"jersey-cls: resuming from {max(found, key=lambda p: Path(p).stat().st_mtime)}")
             else:
                 print(f"jersey-cls: no checkpoint under {self.trainer.default_root_dir}; starting a new run")
+
+    def before_validate(self) -> None:
+        start_wandb_or_continue_without(self.trainer)
+
+    def before_test(self) -> None:
+        start_wandb_or_continue_without(self.trainer)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -39,9 +106,13 @@ def main(args: list[str] | None = None) -> None:
             JerseyClassifier,
             JerseyDataModule,
             seed_everything_default=42,
+            save_config_callback=JerseySaveConfig,
             parser_kwargs={"parser_mode": "omegaconf+"},
             args=args,
         )
     except JerseyInputError as error:
         print(f"jersey-cls: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+            sys.modules["wandb"].finish()  # so a second in-process run does not attach to this one

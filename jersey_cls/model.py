@@ -88,7 +88,8 @@ class JerseyClassifier(pl.LightningModule):
         """Logits for a batch of RGB crops with values 0-255 (uint8 or float), shape (N, 3, H, W)."""
         return self.net((images.float() - self.mean) / self.std)
 
-    def shared_step(self, batch, stage: str) -> torch.Tensor | None:
+    def shared_step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Loss and logits of one batch, with the stage's metrics updated and logged."""
         if batch is None:  # every image of the batch failed to decode
             return None
         images, targets = batch
@@ -105,16 +106,19 @@ class JerseyClassifier(pl.LightningModule):
             metrics.update(logits, targets)
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
             self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
-        return loss
+        return loss, logits
 
-    def training_step(self, batch, batch_idx: int):
-        return self.shared_step(batch, "train")
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        result = self.shared_step(batch, "train")
+        return None if result is None else result[0]
 
-    def validation_step(self, batch, batch_idx: int):
-        self.shared_step(batch, "val")
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        result = self.shared_step(batch, "val")
+        return None if result is None else result[1].detach()  # logits, for the evaluation callbacks
 
-    def test_step(self, batch, batch_idx: int):
-        self.shared_step(batch, "test")
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        result = self.shared_step(batch, "test")
+        return None if result is None else result[1].detach()
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         if batch is None:

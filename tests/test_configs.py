@@ -30,7 +30,7 @@ def config_args(stack: list[str]) -> list[str]:
 def test_every_shipped_stack_parses(capsys, stack):
     config = print_config(capsys, ["fit", *config_args(stack)])
     assert config["trainer"]["default_root_dir"] == "runs/jersey"
-    dirpaths = {cb["init_args"].get("dirpath") for cb in config["trainer"]["callbacks"]} - {None}
+    dirpaths = {cb.get("init_args", {}).get("dirpath") for cb in config["trainer"]["callbacks"]} - {None}
     assert dirpaths == {"runs/jersey/checkpoints"}
     loggers = [logger["class_path"].rsplit(".", 1)[1] for logger in config["trainer"]["logger"]]
     assert loggers[0] == "CSVLogger"
@@ -39,7 +39,7 @@ def test_every_shipped_stack_parses(capsys, stack):
 
 def test_run_folder_moves_checkpoints_and_logs(capsys):
     config = print_config(capsys, ["fit", *config_args(["base.yaml"]), "--trainer.default_root_dir", "elsewhere"])
-    assert {cb["init_args"].get("dirpath") for cb in config["trainer"]["callbacks"]} - {None} == {
+    assert {cb.get("init_args", {}).get("dirpath") for cb in config["trainer"]["callbacks"]} - {None} == {
         "elsewhere/checkpoints"
     }
     assert config["trainer"]["logger"][0]["init_args"]["save_dir"] == "elsewhere"

@@ -117,6 +117,23 @@ class JerseyDataModule(pl.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def summary(self) -> dict:
+        """Per-split image and per-class counts, the train imbalance ratio, and classes missing from each split."""
+        counts = {name: Counter(label for _, label in split.samples) for name, split in self.splits.items()}
+        train = counts["train"]
+        others = {name: c for name, c in counts.items() if name != "train"}
+        return {
+            "data_root": str(self.data_root),
+            "layout": {name: split.layout for name, split in self.splits.items()},
+            "images": {name: sum(c.values()) for name, c in counts.items()},
+            "classes": len(self.class_names),
+            "imbalance_ratio": max(train.values()) / min(train.values()),
+            "missing_from": {name: [label for label in self.class_names if not c[label]] for name, c in others.items()},
+            "not_in_train": {name: sorted(set(c) - set(train), key=label_sort_key) for name, c in others.items()},
+            "skipped": {name: {k: len(v) for k, v in split.skipped.items()} for name, split in self.splits.items()},
+            "per_class": {label: {name: c[label] for name, c in counts.items()} for label in self.class_names},
+        }
+
     def _indexed(self, split: Split) -> list[tuple[str, int]]:
         """Samples with class indices; labels that train lacks cannot be scored and are left out."""
         index = {name: i for i, name in enumerate(self.class_names)}

@@ -1,0 +1,57 @@
+"""DatasetSummary: what the run is trained and judged on, printed and saved at fit start."""
+
+import json
+from pathlib import Path
+
+import lightning.pytorch as pl
+from rich.console import Console
+from rich.table import Table
+
+
+class DatasetSummary(pl.Callback):
+    """Print per-split and per-class counts at fit start and save them to ``<run>/dataset_summary.json``."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or not hasattr(trainer.datamodule, "summary"):
+            return
+        summary = trainer.datamodule.summary()
+        path = Path(trainer.default_root_dir) / "dataset_summary.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2))
+        console = Console()
+        console.print(self._table(summary, console.width))
+
+    def _table(self, summary: dict, width: int) -> Table:
+        splits = list(summary["images"])
+        # Classes wrap into side-by-side groups of (label, count per split), as many as the terminal fits.
+        groups = max(1, width // (8 * (1 + len(splits)) + 1))
+        images = ", ".join(f"{name} {count}" for name, count in summary["images"].items())
+        caption = [f"imbalance (train, largest/smallest class): {summary['imbalance_ratio']:.1f}x"]
+        for name, missing in summary["missing_from"].items():
+            if missing:
+                caption.append(f"missing from {name}: {' '.join(missing)}")
+        for name, extra in summary["not_in_train"].items():
+            if extra:
+                caption.append(f"in {name} but not train (not scored): {' '.join(extra)}")
+        table = Table(
+            title=f"dataset: {summary['classes']} classes; images: {images}",
+            caption="\n".join(caption),
+            caption_justify="left",
+        )
+        for _ in range(groups):
+            table.add_column("label", justify="right", style="bold")
+            for name in splits:
+                table.add_column(name, justify="right")
+        labels = list(summary["per_class"].items())
+        rows = -(-len(labels) // groups)
+        for r in range(rows):
+            cells = []
+            for c in range(groups):
+                index = c * rows + r
+                if index < len(labels):
+                    label, counts = labels[index]
+                    cells += [label] + [str(counts[name]) for name in splits]
+                else:
+                    cells += [""] * (1 + len(splits))
+            table.add_row(*cells)
+        return table

@@ -1,0 +1,83 @@
+"""Figures a person reads: confusion matrix, sample predictions, training curves. Written as PNG files."""
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    # Imported on first use: matplotlib costs start-up time that `jersey-cls --help` should not pay.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
+    """Row-normalised confusion matrix (rows: true label), legible from 2 up to 101 classes."""
+    plt = _pyplot()
+    n = len(class_names)
+    support = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, support, out=np.zeros_like(confusion, dtype=float), where=support > 0)
+    side = min(24.0, max(6.0, 0.18 * n + 2.0))  # ~0.18 in per class keeps 101 labels apart at 5 pt
+    font = max(6.0, min(10.0, 300.0 / n))
+    fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=110)
+    image = ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ticks = np.arange(n)
+    ax.set_xticks(ticks, labels=class_names, rotation=90, fontsize=font)
+    ax.set_yticks(ticks, labels=class_names, fontsize=font)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 20:  # cell values stay readable only for small class counts
+        for i, j in zip(*np.nonzero(confusion), strict=True):
+            colour = "white" if normalised[i, j] > 0.5 else "black"
+            text = f"{normalised[i, j]:.2f}".removeprefix("0").replace("1.00", "1")
+            ax.text(j, i, text, ha="center", va="center", fontsize=font * 0.8, color=colour)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true label")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def save_sample_grid(
+    images: np.ndarray, true_labels: list[str], pred_labels: list[str], probs: list[float], path: Path, title: str
+) -> Path:
+    """Crops (N, H, W, 3 uint8) titled "true → pred (prob)", mistakes in red."""
+    plt = _pyplot()
+    n = len(images)
+    cols = 8
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.7), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, true, pred, prob in zip(axes.flat, images, true_labels, pred_labels, probs, strict=False):
+        ax.imshow(image)
+        ax.set_title(f"{true} → {pred} ({prob:.2f})", fontsize=8, color="black" if true == pred else "red")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def save_curves(history: dict[str, dict[int, float]], path: Path, metric: str) -> Path:
+    """One line per ``<stage>/<metric>`` series in ``history`` (series name -> {epoch: value})."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for name, points in sorted(history.items()):
+        if name.endswith(f"/{metric}") and points:
+            epochs = sorted(points)
+            ax.plot(epochs, [points[e] for e in epochs], marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path

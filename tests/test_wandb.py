@@ -1,0 +1,53 @@
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jersey_cls.cli import main
+
+from .conftest import CONFIGS, fit_args
+
+RUN = Path("runs/jersey")
+FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"
+
+
+def run_fit(data_root: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY, "WANDB_SILENT": "true"}
+    args = fit_args(data_root, "--config", str(CONFIGS / "wandb.yaml"), *extra)
+    return subprocess.run(["jersey-cls", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_offline_wandb_run_survives_resume_and_never_stores_the_key(jsonl_root):
+    first = run_fit(jsonl_root, "--ckpt_path", "last")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_fit(jsonl_root, "--ckpt_path", "last", "--trainer.max_epochs", "2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming from" in second.stdout
+
+    run_id = (RUN / "wandb" / "run_id").read_text().strip()
+    offline_runs = sorted((RUN / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 2
+    assert all(folder.name.endswith(f"-{run_id}") for folder in offline_runs)
+    for folder in offline_runs:
+        history = (folder / f"run-{run_id}.wandb").read_bytes()
+        assert b"val/acc_top1" in history
+        assert list(folder.glob("files/media/images/val/confusion_matrix*.png"))
+
+    for path in RUN.rglob("*"):
+        if path.is_file():
+            assert FAKE_KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
+
+
+def test_wandb_that_cannot_start_warns_once_and_training_goes_on(jsonl_root, monkeypatch):
+    import wandb
+
+    def refuse(*args, **kwargs):
+        raise wandb.errors.UsageError("api_key not configured (no-tty)")
+
+    monkeypatch.setattr(wandb, "init", refuse)
+    with pytest.warns(UserWarning, match="W&B could not start .*WANDB_API_KEY") as record:
+        main(fit_args(jsonl_root, "--config", str(CONFIGS / "wandb.yaml")))
+    assert sum("W&B could not start" in str(w.message) for w in record) == 1
+    assert (RUN / "checkpoints" / "last.ckpt").is_file()
+    assert (RUN / "logs" / "version_0" / "metrics.csv").is_file()
