@@ -6,13 +6,16 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
 from jsonargparse import Namespace, set_parsing_settings
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from jersey_cls.callbacks import EMA, PredictionWriter
 from jersey_cls.data import JerseyDataModule
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.model import JerseyClassifier
+from jersey_cls.trainer import JerseyTrainer
 
 WANDB_RUN_ID_FILE = Path("wandb") / "run_id"
 
@@ -56,6 +59,44 @@ def start_wandb_or_continue_without(trainer) -> None:
     trainer.loggers = kept
 
 
+def read_checkpoint(path: Path) -> dict:
+    """A jersey-cls checkpoint, loaded the safe way (weights_only); anything else is a clear error."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # torch raises several kinds for non-checkpoints and unsafe pickles
+        raise JerseyInputError(
+            f"--ckpt_path {path}: cannot be loaded as a PyTorch checkpoint ({type(error).__name__}). "
+            "Give a .ckpt written by `jersey-cls fit`, e.g. runs/jersey/checkpoints/last.ckpt."
+        ) from None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or not {"class_names", "backbone"} <= hparams.keys():
+        raise JerseyInputError(
+            f"--ckpt_path {path}: not a jersey-cls checkpoint (it has no class_names/backbone hyperparameters). "
+            "Give a .ckpt written by `jersey-cls fit`, e.g. runs/jersey/checkpoints/last.ckpt."
+        )
+    return checkpoint
+
+
+def latest_checkpoint(config: Namespace) -> Path | None:
+    """The newest last*.ckpt in the run's checkpoint folders: what Lightning's ``--ckpt_path last`` will pick."""
+    folders = {
+        Path(cb.init_args.dirpath)
+        for cb in config.trainer.callbacks or []
+        if cb.class_path.endswith("ModelCheckpoint") and cb.init_args.get("dirpath")
+    }
+    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def refuse_resume(checkpoint, changed: list[str]) -> None:
+    if changed:
+        raise JerseyInputError(
+            f"--ckpt_path {checkpoint}: refusing to resume, because the config changes what the checkpoint means:\n"
+            + "\n".join(changed)
+            + "\nResume with the checkpoint's values, or start a new run elsewhere with --trainer.default_root_dir."
+        )
+
+
 class JerseySaveConfig(SaveConfigCallback):
     """Saves the resolved config into the run's log version folder and sends it to W&B as the run config."""
 
@@ -66,9 +107,56 @@ class JerseySaveConfig(SaveConfigCallback):
 
 
 class JerseyCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.class_weights", apply_on="instantiate")
+        # Own sections rather than trainer.callbacks entries, so --ema.enabled false and
+        # --predictions.format jsonl work as flags (list items cannot be addressed from the command line).
+        parser.add_lightning_class_args(EMA, "ema")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+
+    def _parse_ckpt_path(self) -> None:
+        """Replaces LightningCLI's: a resume must match the checkpoint; evaluation and export adopt it.
+
+        Lightning's version overwrites the model config with the checkpoint's hyperparameters, which would let
+        `fit --ckpt_path` silently ignore `--model.backbone` and let `validate` rebuild the head from the data.
+        """
+        self._resume_class_names = None
+        subcommand = self.config.get("subcommand")
+        if not subcommand or not self.config[subcommand].get("ckpt_path"):
+            return
+        config = self.config[subcommand]
+        path = Path(config.ckpt_path)
+        if config.ckpt_path == "last" and subcommand == "fit":
+            path = latest_checkpoint(config)
+            if path is None:
+                return
+        elif not path.is_file():
+            raise JerseyInputError(f"--ckpt_path {config.ckpt_path}: no such checkpoint file.")
+        checkpoint = read_checkpoint(path)
+        model_hparams = checkpoint["hyper_parameters"]
+        data_hparams = checkpoint.get("datamodule_hyper_parameters", {})
+        if subcommand == "fit":
+            meaning = {  # what a checkpoint's weights mean; other keys (max_epochs, lr, ...) may change
+                "model.backbone": (model_hparams["backbone"], config.model.backbone),
+                "data.image_size": (data_hparams.get("image_size", config.data.image_size), config.data.image_size),
+            }
+            changed = [f"  {key}: checkpoint {a!r}, config {b!r}" for key, (a, b) in meaning.items() if a != b]
+            refuse_resume(path, changed)
+            self._resume_class_names = list(model_hparams["class_names"])
+            return
+        # validate / test / predict / export: the checkpoint defines the model and its preprocessing.
+        for key, value in model_hparams.items():
+            if key in config.model and key not in ("class_names", "class_weights"):
+                config.model[key] = value
+        config.model.pretrained = False  # the weights come from the checkpoint
+        config.data.class_names = list(model_hparams["class_names"])
+        if "image_size" in data_hparams:
+            config.data.image_size = data_hparams["image_size"]
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -78,6 +166,16 @@ class JerseyCLI(LightningCLI):
             config.trainer.callbacks = [c for c in config.trainer.callbacks if not c.class_path.endswith("ProgressBar")]
 
     def before_fit(self) -> None:
+        if self._resume_class_names is not None and self._resume_class_names != self.datamodule.class_names:
+            old, new = self._resume_class_names, self.datamodule.class_names
+            refuse_resume(
+                self.config.fit.ckpt_path,
+                [
+                    f"  data class list: checkpoint has {len(old)} classes, the data has {len(new)}; "
+                    f"only in checkpoint: {sorted(set(old) - set(new))}, only in data: {sorted(set(new) - set(old))}"
+                    + ("; same labels, different order" if set(old) == set(new) else "")
+                ],
+            )
         start_wandb_or_continue_without(self.trainer)
         if self.config.fit.ckpt_path == "last":
             # Say it once, in our words, instead of Lightning's warning.
@@ -105,6 +203,7 @@ def main(args: list[str] | None = None) -> None:
         JerseyCLI(
             JerseyClassifier,
             JerseyDataModule,
+            trainer_class=JerseyTrainer,
             seed_everything_default=42,
             save_config_callback=JerseySaveConfig,
             parser_kwargs={"parser_mode": "omegaconf+"},

@@ -120,11 +120,9 @@ class JerseyClassifier(pl.LightningModule):
         result = self.shared_step(batch, "test")
         return None if result is None else result[1].detach()
 
-    def predict_step(self, batch, batch_idx: int) -> torch.Tensor | None:
-        if batch is None:
-            return None
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self(images).softmax(dim=1)
+    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """Class probabilities for a predict batch ({"image": uint8 crops, ...})."""
+        return self(batch["image"]).softmax(dim=1)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -1,5 +1,8 @@
 from jersey_cls.callbacks.curves import TrainingCurves
 from jersey_cls.callbacks.dataset_summary import DatasetSummary
+from jersey_cls.callbacks.deploy import ExportOnFitEnd
+from jersey_cls.callbacks.ema import EMA
 from jersey_cls.callbacks.evaluation import EvaluationReport
+from jersey_cls.callbacks.predictions import PredictionWriter
 
-__all__ = ["DatasetSummary", "EvaluationReport", "TrainingCurves"]
+__all__ = ["EMA", "DatasetSummary", "EvaluationReport", "ExportOnFitEnd", "PredictionWriter", "TrainingCurves"]

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
 
-from jersey_cls.data.layouts import Split, label_sort_key, read_split
+from jersey_cls.data.layouts import Split, label_sort_key, read_predict_inputs, read_split
 from jersey_cls.data.synthetic import embedded_dataset
 from jersey_cls.data.transforms import eval_transform, train_transform
 from jersey_cls.errors import JerseyInputError
@@ -31,11 +31,33 @@ class CropDataset(Dataset):
         path, target = self.samples[index]
         try:
             with Image.open(path) as image:
-                tensor = v2.functional.pil_to_tensor(image.convert("RGB"))
+                return self.transform(image.convert("RGB")), target
         except (OSError, ValueError) as error:
             warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=1)
             return None
-        return self.transform(tensor), target
+
+
+class PredictDataset(Dataset):
+    """{"image", "path", "label", "error"} per input; an unreadable image gets a blank image and its error text."""
+
+    def __init__(self, inputs: list[tuple[str, str | None]], transform: v2.Transform, image_size: int) -> None:
+        self.inputs = inputs
+        self.transform = transform
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> dict:
+        path, label = self.inputs[index]
+        try:
+            with Image.open(path) as image:
+                tensor = self.transform(image.convert("RGB"))
+            error = ""
+        except (OSError, ValueError) as failure:
+            tensor = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
+            error = f"{type(failure).__name__}: {failure}"
+        return {"image": tensor, "path": path, "label": label or "", "error": error}
 
 
 def collate_readable(batch: list):
@@ -62,6 +84,8 @@ class JerseyDataModule(pl.LightningDataModule):
         noise_p: float = 0.5,
         erasing_p: float = 0.2,
         cache_dir: str | None = None,
+        class_names: list[str] | None = None,
+        predict_path: str | None = None,
     ) -> None:
         """Jersey-number crops in Roboflow JSONL or ImageFolder layout.
 
@@ -80,9 +104,26 @@ class JerseyDataModule(pl.LightningDataModule):
             noise_p: Probability of Gaussian noise per training crop.
             erasing_p: Probability of random erasing per training crop.
             cache_dir: Cache folder for the embedded set. None means $XDG_CACHE_HOME/jersey-cls or ~/.cache/jersey-cls.
+            class_names: Fixed class list in index order. None derives it from train; with --ckpt_path, validate,
+                test and predict take it from the checkpoint.
+            predict_path: What `predict` reads: a folder of images, a JSONL or ImageFolder split folder, or a text
+                file of image paths. None predicts on the test split (or val). When set, data_root is not read.
         """
         super().__init__()
-        self.save_hyperparameters()
+        # class_names is saved once, with the model; saving it here too would make Lightning's hparams merge fail.
+        self.save_hyperparameters(ignore=["class_names"])
+        self.splits: dict[str, Split] = {}
+        self.predict_inputs: list[tuple[str, str | None]] = []
+        if predict_path is not None:
+            if class_names is None:
+                raise JerseyInputError(
+                    "--data.predict_path needs a trained model: add --ckpt_path CKPT (the class list comes from it)."
+                )
+            self.data_root = None
+            self.class_names = list(class_names)
+            self.class_weights = [1.0] * len(self.class_names)
+            self.predict_inputs = read_predict_inputs(Path(predict_path).expanduser())
+            return
         if data_root is None:
             root = embedded_dataset(Path(cache_dir) if cache_dir else None)
         else:
@@ -102,16 +143,18 @@ class JerseyDataModule(pl.LightningDataModule):
         val = read_split(root, "val")
         if val is None:
             raise JerseyInputError(f"--data.data_root {root}: no val/ or valid/ split next to train/. Add one.")
-        self.splits: dict[str, Split] = {"train": train, "val": val}
+        self.splits = {"train": train, "val": val}
         test = read_split(root, "test")
         if test is not None:
             self.splits["test"] = test
+        split_for_predict = self.splits.get("test", val)
+        self.predict_inputs = [(path, label) for path, label in split_for_predict.samples]
 
         counts = Counter(label for _, label in train.samples)
-        self.class_names: list[str] = sorted(counts, key=label_sort_key)
+        self.class_names: list[str] = list(class_names) if class_names else sorted(counts, key=label_sort_key)
         # Inverse frequency, scaled to mean 1 so the loss scale matches the unweighted loss.
-        total, num_classes = sum(counts.values()), len(counts)
-        self.class_weights: list[float] = [total / (num_classes * counts[name]) for name in self.class_names]
+        total, num_classes = sum(counts.values()), len(self.class_names)
+        self.class_weights: list[float] = [total / (num_classes * max(1, counts[name])) for name in self.class_names]
 
     @property
     def num_classes(self) -> int:
@@ -122,6 +165,8 @@ class JerseyDataModule(pl.LightningDataModule):
         counts = {name: Counter(label for _, label in split.samples) for name, split in self.splits.items()}
         train = counts["train"]
         others = {name: c for name, c in counts.items() if name != "train"}
+        if not self.splits:
+            return {"predict_inputs": len(self.predict_inputs), "classes": len(self.class_names)}
         return {
             "data_root": str(self.data_root),
             "layout": {name: split.layout for name, split in self.splits.items()},
@@ -186,4 +231,6 @@ class JerseyDataModule(pl.LightningDataModule):
         return self._loader("test", train=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test" if "test" in self.splits else "val", train=False)
+        hp = self.hparams
+        dataset = PredictDataset(self.predict_inputs, eval_transform(hp.image_size), hp.image_size)
+        return DataLoader(dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, pin_memory=hp.pin_memory)

@@ -128,3 +128,37 @@ def _skipped_summary(split: Split) -> str:
     return "; ".join(
         f"{len(examples)} {reason} (e.g. {examples[0]})" for reason, examples in sorted(split.skipped.items())
     )
+
+
+def read_predict_inputs(predict_path: Path) -> list[tuple[str, str | None]]:
+    """(image path, known label or None) for a folder of images, a JSONL or ImageFolder split, or a text file of paths.
+
+    Nothing is filtered out: a missing or unreadable image becomes an error row at prediction time.
+    """
+    if not predict_path.exists():
+        raise JerseyInputError(
+            f"--data.predict_path {predict_path}: no such file or folder. Give a folder of images, a split folder "
+            "(annotations.jsonl or <label>/ sub-folders), or a text file with one image path per line."
+        )
+    if predict_path.is_file():
+        lines = predict_path.read_text(encoding="utf-8").splitlines()
+        paths = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        inputs = [(str(predict_path.parent / p), None) for p in paths]  # absolute paths stay absolute
+    elif jsonl_files := sorted(predict_path.rglob("*.jsonl")):
+        inputs = []
+        for jsonl_file in jsonl_files:
+            for line in jsonl_file.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    inputs.append((str(jsonl_file.parent / row["image"]), str(row.get("suffix") or "") or None))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # not an image row; there is no image to report on
+    else:
+        images = sorted(p for p in predict_path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        # In an ImageFolder split the sub-folder is the label; flat folders have none.
+        inputs = [(str(p), p.parent.name if p.parent != predict_path else None) for p in images]
+    if not inputs:
+        raise JerseyInputError(
+            f"--data.predict_path {predict_path}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})."
+        )
+    return inputs

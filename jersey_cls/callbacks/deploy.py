@@ -1,0 +1,64 @@
+"""ExportOnFitEnd: when fit ends, export the best checkpoint to ONNX (checked) and write the model card."""
+
+import shlex
+import sys
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+from jersey_cls.callbacks.ema import EMA
+from jersey_cls.errors import JerseyInputError
+from jersey_cls.export import export_onnx, validation_crops
+from jersey_cls.model_card import count_flops, dataset_summary, write_model_card
+
+
+class ExportOnFitEnd(pl.Callback):
+    def __init__(self, onnx: bool = True) -> None:
+        """Write ``<run>/export/model.onnx`` + ``labels.json`` and ``<run>/model_card.md`` from the best checkpoint.
+
+        Args:
+            onnx: Export to ONNX and check it against PyTorch (needs `pip install 'jersey-cls[export]'`).
+        """
+        super().__init__()
+        self.onnx = onnx
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.checkpoint_callback is None:
+            return
+        run = Path(trainer.default_root_dir)
+        best = trainer.checkpoint_callback
+        # A fresh model for the best weights; LightningCLI adds private keys such as _instantiator to hparams.
+        init_args = {k: v for k, v in pl_module.hparams.items() if not k.startswith("_")}
+        model = type(pl_module)(**{**init_args, "pretrained": False})
+        checkpoint = torch.load(best.best_model_path or best.last_model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(checkpoint["state_dict"])
+        image_size = trainer.datamodule.hparams.image_size
+        export = None
+        if self.onnx:
+            try:
+                export = export_onnx(model, validation_crops(trainer.datamodule), run / "export", image_size)
+            except JerseyInputError as error:
+                warnings.warn(f"skipping the ONNX export: {error}", stacklevel=1)
+        config_file = Path(trainer.log_dir or run) / "config.yaml"
+        card = write_model_card(
+            run / "model_card.md",
+            {
+                "backbone": model.hparams.backbone,
+                "pretrained": pl_module.hparams.pretrained,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "flops": count_flops(model.net, image_size),
+                "image_size": image_size,
+                "best_acc": float(best.best_model_score) if best.best_model_score is not None else float("nan"),
+                "best_epoch": checkpoint["epoch"],
+                "best_checkpoint": best.best_model_path,
+                "ema": any(isinstance(cb, EMA) and cb.enabled for cb in trainer.callbacks),
+                "export": export,
+                "class_names": model.class_names,
+                "dataset_summary": dataset_summary(run),
+                "command": shlex.join(["jersey-cls", *sys.argv[1:]]),
+                "config": config_file.read_text() if config_file.is_file() else "(not saved)",
+            },
+        )
+        print(f"jersey-cls: model card {card}" + (f", ONNX {export['onnx_path']}" if export else ""))

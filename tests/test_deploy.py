@@ -1,0 +1,162 @@
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+from jersey_cls.cli import main
+from jersey_cls.data import JerseyDataModule
+from jersey_cls.model import JerseyClassifier
+
+from .conftest import CONFIGS, LABELS, fit_args
+
+RUN = Path("runs/jersey")
+LAST = RUN / "checkpoints" / "last.ckpt"
+
+
+def eval_args(subcommand: str, data_root: Path, *extra: str) -> list[str]:
+    return [
+        subcommand,
+        "--config", str(CONFIGS / "base.yaml"),
+        "--data.data_root", str(data_root),
+        "--data.num_workers", "0",
+        "--trainer.enable_progress_bar", "false",
+        "--ckpt_path", str(LAST),
+        *extra,
+    ]  # fmt: skip
+
+
+def printed_metric(output: str, name: str) -> float:
+    return float(re.search(rf"{re.escape(name)}\s*│\s*([0-9.]+)", output).group(1))
+
+
+def accuracy_of(state_dict: dict, data_root: Path) -> float:
+    data = JerseyDataModule(data_root=str(data_root), image_size=32, num_workers=0)
+    model = JerseyClassifier(class_names=data.class_names, backbone="test_resnet").eval()
+    model.load_state_dict(state_dict)
+    correct = total = 0
+    with torch.no_grad():
+        for images, targets in data.val_dataloader():
+            correct += int((model(images).argmax(1) == targets).sum())
+            total += len(targets)
+    return correct / total
+
+
+@pytest.fixture
+def trained(jsonl_root):
+    main(fit_args(jsonl_root, "--model.lr", "0.01", epochs=2))
+    return jsonl_root
+
+
+def test_ema_weights_are_what_validation_and_checkpoints_use(trained, capsys):
+    checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
+    ema, raw = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert not torch.equal(ema["net.fc.weight"], raw["net.fc.weight"])
+    assert int(checkpoint["averaging_state"]["n_averaged"]) == checkpoint["global_step"]
+    capsys.readouterr()
+    main(eval_args("validate", trained))
+    printed = printed_metric(capsys.readouterr().out, "val/acc_top1")
+    assert printed == pytest.approx(accuracy_of(ema, trained), abs=1e-6)
+
+
+def test_resume_restores_the_ema_state(trained):
+    main(fit_args(trained, "--model.lr", "0.01", "--ckpt_path", "last", epochs=3))
+    checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 2
+    # Every optimizer step of both invocations was averaged: the count was restored, not restarted.
+    assert int(checkpoint["averaging_state"]["n_averaged"]) == checkpoint["global_step"] == 15
+
+
+def test_ema_can_be_turned_off(jsonl_root):
+    main(fit_args(jsonl_root, "--ema.enabled", "false"))
+    checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
+    assert "current_model_state" not in checkpoint and "averaging_state" not in checkpoint
+
+
+def test_predictions_match_validate_and_onnx_matches_pytorch_with_labels_json_alone(trained, capsys):
+    (trained / "valid" / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with open(trained / "valid" / "annotations.jsonl", "a") as f:
+        f.write(json.dumps({"image": "corrupt.jpg", "suffix": "7"}) + "\n")
+    capsys.readouterr()
+    main(eval_args("validate", trained))
+    validate_acc = printed_metric(capsys.readouterr().out, "val/acc_top1")
+    main(eval_args("predict", trained, "--data.predict_path", str(trained / "valid")))
+    with open(RUN / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 17
+    broken = [row for row in rows if row["error"]]
+    assert [Path(row["path"]).name for row in broken] == ["corrupt.jpg"] and broken[0]["pred_label"] == ""
+    readable = [row for row in rows if not row["error"]]
+    assert list(readable[0])[:5] == ["path", "pred_label", "pred_prob", "top1_label", "top1_prob"]
+    assert sum(row["pred_label"] == row["label"] for row in readable) / len(readable) == pytest.approx(validate_acc)
+
+    main(eval_args("export", trained))  # fit exported its best checkpoint; predict used last.ckpt
+    labels = json.loads((RUN / "export" / "labels.json").read_text())
+    assert labels["class_names"] == LABELS and labels["image_size"] == 32 and labels["channel_order"] == "RGB"
+    session = onnxruntime.InferenceSession(str(RUN / "export" / "model.onnx"), providers=["CPUExecutionProvider"])
+    size, mean, std = labels["image_size"], np.array(labels["mean"]), np.array(labels["std"])
+    batch = []
+    for row in readable:  # preprocessing from labels.json alone, as the README shows
+        image = Image.open(row["path"]).convert("RGB").resize((size, size), Image.BILINEAR)
+        batch.append(((np.asarray(image, dtype=np.float32) / 255 - mean) / std).transpose(2, 0, 1))
+    logits = session.run(["logits"], {"images": np.stack(batch).astype(np.float32)})[0]
+    onnx_labels = [labels["class_names"][i] for i in logits.argmax(1)]
+    assert onnx_labels == [row["pred_label"] for row in readable]
+
+
+def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(trained, capsys):
+    card = (RUN / "model_card.md").read_text()
+    for fact in ("`test_resnet`", "parameters", "GFLOPs at 32x32", "best val/acc_top1", "model.onnx", "`00`"):
+        assert fact in card
+    assert "## Reproduce" in card and "jersey-cls" in card and "max_epochs" in card
+    capsys.readouterr()
+    main(eval_args("export", trained, "--trainer.default_root_dir", "exported"))
+    assert "same top-1 on 16/16" in capsys.readouterr().out
+    assert Path("exported/export/model.onnx").is_file() and Path("exported/export/labels.json").is_file()
+
+
+def test_predict_jsonl_output_and_text_file_of_paths(trained):
+    paths = sorted((trained / "test").glob("*.jpg"))[:3]
+    list_file = Path("to_read.txt")
+    list_file.write_text("\n".join(str(p) for p in paths) + "\n")
+    main(eval_args("predict", trained, "--data.predict_path", str(list_file), "--predictions.format", "jsonl"))
+    rows = [json.loads(line) for line in (RUN / "predictions.jsonl").read_text().splitlines()]
+    assert [row["path"] for row in rows] == [str(p) for p in paths]
+    assert all(row["pred_label"] in LABELS and 0 < row["pred_prob"] <= 1 for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model.backbone", "resnet18"], r"refusing to resume.*model.backbone: checkpoint 'test_resnet', config"),
+        (["--data.image_size", "48"], r"refusing to resume.*data.image_size: checkpoint 32, config 48"),
+    ],
+    ids=["backbone", "image-size"],
+)
+def test_resume_that_changes_the_model_is_refused_with_a_diff(trained, capsys, extra, message):
+    with pytest.raises(SystemExit):
+        main(fit_args(trained, "--ckpt_path", "last", *extra, epochs=3))
+    assert re.search(message, capsys.readouterr().err, re.S)
+    assert torch.load(LAST, map_location="cpu", weights_only=True)["epoch"] == 1  # nothing was overwritten
+
+
+def test_bad_checkpoints_and_predict_inputs_get_clear_errors(trained, tmp_path, capsys):
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (["validate", "--config", str(CONFIGS / "base.yaml"), "--ckpt_path", str(foreign)], "not a jersey-cls"),
+        (eval_args("predict", trained, "--data.predict_path", str(tmp_path / "nope")), "no such file or folder"),
+        (eval_args("predict", trained, "--data.predict_path", str(empty)), "no images found"),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
