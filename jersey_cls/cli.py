@@ -20,6 +20,26 @@ from jersey_cls.trainer import JerseyTrainer
 WANDB_RUN_ID_FILE = Path("wandb") / "run_id"
 
 
+def is_wandb_logger(logger) -> bool:
+    return isinstance(logger, Namespace) and logger.class_path.endswith("WandbLogger")
+
+
+def drop_wandb_if_missing(config: Namespace) -> None:
+    """A configured WandbLogger without an importable wandb warns once and leaves local logging running."""
+    loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
+    if not any(is_wandb_logger(logger) for logger in loggers):
+        return
+    try:
+        import wandb  # noqa: F401
+    except ImportError as error:
+        warnings.warn(
+            f"W&B is configured but cannot be imported ({error}). Training goes on with local logs only. "
+            "Fix: pip install wandb (it is pinned in requirements.lock).",
+            stacklevel=1,
+        )
+        config.trainer.logger = [logger for logger in loggers if not is_wandb_logger(logger)]
+
+
 def keep_wandb_run(config: Namespace, resuming: bool) -> None:
     """Give every WandbLogger in ``config`` the run id kept in the run folder, so a resume continues that W&B run.
 
@@ -27,7 +47,7 @@ def keep_wandb_run(config: Namespace, resuming: bool) -> None:
     """
     loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
     for logger in loggers:
-        if not isinstance(logger, Namespace) or not logger.class_path.endswith("WandbLogger"):
+        if not is_wandb_logger(logger):
             continue
         if logger.init_args.get("id") or logger.init_args.get("version"):
             continue  # an id chosen by the user wins
@@ -160,6 +180,7 @@ class JerseyCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        drop_wandb_if_missing(config)
         keep_wandb_run(config, resuming=config.get("ckpt_path") is not None)
         if config.trainer.enable_progress_bar is False and config.trainer.callbacks:
             # base.yaml's RichProgressBar would make Lightning refuse the flag; the flag wins.
@@ -213,5 +234,6 @@ def main(args: list[str] | None = None) -> None:
         print(f"jersey-cls: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     finally:
-        if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
-            sys.modules["wandb"].finish()  # so a second in-process run does not attach to this one
+        wandb = sys.modules.get("wandb")
+        if getattr(wandb, "run", None) is not None:
+            wandb.finish()  # so a second in-process run does not attach to this one

@@ -1,5 +1,6 @@
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -69,3 +70,21 @@ def fit_args(data_root: Path, *extra: str, epochs: int = 1) -> list[str]:
         "--trainer.enable_model_summary", "false",
         *extra,
     ]  # fmt: skip
+
+
+def eval_args(subcommand: str, data_root: Path, *extra: str) -> list[str]:
+    """validate / test / predict / export of the run's last.ckpt; the checkpoint supplies model and image size."""
+    return [
+        subcommand,
+        "--config", str(CONFIGS / "base.yaml"),
+        "--data.data_root", str(data_root),
+        "--data.num_workers", "0",
+        "--trainer.enable_progress_bar", "false",
+        "--ckpt_path", "runs/jersey/checkpoints/last.ckpt",
+        *extra,
+    ]  # fmt: skip
+
+
+def printed_metric(output: str, name: str) -> float:
+    """A metric from Lightning's results table as printed by validate/test."""
+    return float(re.search(rf"{re.escape(name)}\s*│\s*([0-9.]+)", output).group(1))

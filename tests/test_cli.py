@@ -9,7 +9,7 @@ import torch
 
 from jersey_cls.cli import main
 
-from .conftest import CONFIGS, LABELS, fit_args
+from .conftest import CONFIGS, LABELS, eval_args, fit_args
 
 CHECKPOINTS = Path("runs/jersey/checkpoints")
 
@@ -70,18 +70,7 @@ def test_resume_continues_from_the_latest_epoch_even_on_a_plateau(jsonl_root, ca
 def test_validate_with_a_checkpoint_prints_accuracy(jsonl_root, capsys):
     main(fit_args(jsonl_root))
     capsys.readouterr()
-    main(
-        [
-            "validate",
-            "--config", str(CONFIGS / "base.yaml"),
-            "--data.data_root", str(jsonl_root),
-            "--data.image_size", "32",
-            "--data.num_workers", "0",
-            "--model.backbone", "test_resnet",
-            "--trainer.enable_progress_bar", "false",
-            "--ckpt_path", str(CHECKPOINTS / "last.ckpt"),
-        ]
-    )  # fmt: skip
+    main(eval_args("validate", jsonl_root))
     out = capsys.readouterr().out
     assert "val/acc_top1" in out and "val/f1_macro" in out
 

@@ -13,26 +13,10 @@ from jersey_cls.cli import main
 from jersey_cls.data import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
 
-from .conftest import CONFIGS, LABELS, fit_args
+from .conftest import CONFIGS, LABELS, eval_args, fit_args, printed_metric
 
 RUN = Path("runs/jersey")
 LAST = RUN / "checkpoints" / "last.ckpt"
-
-
-def eval_args(subcommand: str, data_root: Path, *extra: str) -> list[str]:
-    return [
-        subcommand,
-        "--config", str(CONFIGS / "base.yaml"),
-        "--data.data_root", str(data_root),
-        "--data.num_workers", "0",
-        "--trainer.enable_progress_bar", "false",
-        "--ckpt_path", str(LAST),
-        *extra,
-    ]  # fmt: skip
-
-
-def printed_metric(output: str, name: str) -> float:
-    return float(re.search(rf"{re.escape(name)}\s*│\s*([0-9.]+)", output).group(1))
 
 
 def accuracy_of(state_dict: dict, data_root: Path) -> float:

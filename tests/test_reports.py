@@ -1,6 +1,5 @@
 import csv
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from jersey_cls.callbacks.evaluation import most_confused_pairs, per_class_rows
 from jersey_cls.cli import main
 from jersey_cls.plots import save_confusion_matrix
 
-from .conftest import CONFIGS, LABELS, fit_args
+from .conftest import LABELS, eval_args, fit_args, printed_metric
 
 RUN = Path("runs/jersey")
 
@@ -34,10 +33,6 @@ def test_confusion_matrix_stays_legible_at_101_classes(tmp_path):
     assert width > height
 
 
-def printed_metric(output: str, name: str) -> float:
-    return float(re.search(rf"{re.escape(name)}\s*│\s*([0-9.]+)", output).group(1))
-
-
 def test_fit_writes_pictures_summary_and_curves(jsonl_root):
     main(fit_args(jsonl_root, epochs=2))
     for epoch in ("000", "001"):
@@ -56,18 +51,7 @@ def test_validate_report_matches_printed_accuracy_and_tolerates_missing_classes(
     annotations.write_text("\n".join(kept) + "\n")  # val now lacks class "7"
     main(fit_args(jsonl_root, "--model.lr", "0.01", epochs=2))
     capsys.readouterr()
-    main(
-        [
-            "validate",
-            "--config", str(CONFIGS / "base.yaml"),
-            "--data.data_root", str(jsonl_root),
-            "--data.image_size", "32",
-            "--data.num_workers", "0",
-            "--model.backbone", "test_resnet",
-            "--trainer.enable_progress_bar", "false",
-            "--ckpt_path", str(RUN / "checkpoints" / "last.ckpt"),
-        ]
-    )  # fmt: skip
+    main(eval_args("validate", jsonl_root))
     output = capsys.readouterr().out
     with open(RUN / "reports" / "val_per_class.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -1,5 +1,6 @@
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ def test_offline_wandb_run_survives_resume_and_never_stores_the_key(jsonl_root):
     for folder in offline_runs:
         history = (folder / f"run-{run_id}.wandb").read_bytes()
         assert b"val/acc_top1" in history
+        assert b"default_root_dir" in history  # the resolved CLI config went to the run config
         assert list(folder.glob("files/media/images/val/confusion_matrix*.png"))
 
     for path in RUN.rglob("*"):
@@ -51,3 +53,10 @@ def test_wandb_that_cannot_start_warns_once_and_training_goes_on(jsonl_root, mon
     assert sum("W&B could not start" in str(w.message) for w in record) == 1
     assert (RUN / "checkpoints" / "last.ckpt").is_file()
     assert (RUN / "logs" / "version_0" / "metrics.csv").is_file()
+
+
+def test_wandb_that_cannot_be_imported_warns_and_training_goes_on(jsonl_root, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` raise ImportError
+    with pytest.warns(UserWarning, match="W&B is configured but cannot be imported"):
+        main(fit_args(jsonl_root, "--config", str(CONFIGS / "wandb.yaml")))
+    assert (RUN / "checkpoints" / "last.ckpt").is_file()
