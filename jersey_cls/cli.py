@@ -1,6 +1,7 @@
 """The jersey-cls command: LightningCLI wiring of the model, the data and the run folder."""
 
 import secrets
+import shlex
 import string
 import sys
 import warnings
@@ -10,6 +11,7 @@ import torch
 from jsonargparse import Namespace, set_parsing_settings
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from jersey_cls.callbacks import EMA, PredictionWriter
 from jersey_cls.data import JerseyDataModule
@@ -18,6 +20,7 @@ from jersey_cls.model import JerseyClassifier
 from jersey_cls.trainer import JerseyTrainer
 
 WANDB_RUN_ID_FILE = Path("wandb") / "run_id"
+FIT_RUNNING = {"started": False}  # set once fit starts, so an interruption can print how to resume
 
 
 def is_wandb_logger(logger) -> bool:
@@ -187,6 +190,7 @@ class JerseyCLI(LightningCLI):
             config.trainer.callbacks = [c for c in config.trainer.callbacks if not c.class_path.endswith("ProgressBar")]
 
     def before_fit(self) -> None:
+        FIT_RUNNING["started"] = True
         if self._resume_class_names is not None and self._resume_class_names != self.datamodule.class_names:
             old, new = self._resume_class_names, self.datamodule.class_names
             refuse_resume(
@@ -215,11 +219,24 @@ class JerseyCLI(LightningCLI):
         start_wandb_or_continue_without(self.trainer)
 
 
+def print_resume_hint(args: list[str] | None, reason: str) -> None:
+    argv = list(sys.argv[1:] if args is None else args)
+    if "--ckpt_path" in argv:
+        i = argv.index("--ckpt_path")
+        del argv[i : i + 2]
+    command = shlex.join(["jersey-cls", *argv, "--ckpt_path", "last"])
+    print(
+        f"jersey-cls: stopped by {reason}; last.ckpt holds the latest step. Resume with:\n  {command}",
+        file=sys.stderr,
+    )
+
+
 def main(args: list[str] | None = None) -> None:
     """Run the jersey-cls command line; ``args`` replaces sys.argv[1:] for in-process use."""
     # omegaconf+ resolves ${trainer.default_root_dir} after all configs and flags are merged, so the
     # checkpoint and log folders follow the run folder; absolute-to-relative lets subcommands use it.
     set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
+    FIT_RUNNING["started"] = False
     try:
         JerseyCLI(
             JerseyClassifier,
@@ -233,6 +250,13 @@ def main(args: list[str] | None = None) -> None:
     except JerseyInputError as error:
         print(f"jersey-cls: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except SIGTERMException:  # preemption: Lightning has written last.ckpt (save_on_exception)
+        print_resume_hint(args, "SIGTERM")
+        raise SystemExit(143) from None
+    except SystemExit as stop:  # Lightning exits with 1 after Ctrl-C, once last.ckpt is written
+        if stop.code == 1 and FIT_RUNNING["started"]:
+            print_resume_hint(args, "Ctrl-C")
+        raise
     finally:
         wandb = sys.modules.get("wandb")
         if getattr(wandb, "run", None) is not None:

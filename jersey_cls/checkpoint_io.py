@@ -1,0 +1,33 @@
+"""AtomicCheckpointIO: a checkpoint file is either the old one or the new one, never half of one."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a temporary file beside the target, fsync, then rename over it.
+
+    Lightning's own save stages through a temporary file in the system temp folder and moves it into place;
+    when that folder is on another filesystem the move is a copy, and a kill during the copy leaves a
+    truncated last.ckpt (and stray files outside the run folder). A rename within one folder is atomic.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with open(staging, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(staging, target)
+        finally:
+            staging.unlink(missing_ok=True)
+        # Staging files of killed runs are never loaded (Lightning's "last" lookup skips dot-files); tidy them.
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
