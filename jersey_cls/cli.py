@@ -15,7 +15,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from jersey_cls.callbacks import EMA, PredictionWriter
 from jersey_cls.data import JerseyDataModule
-from jersey_cls.errors import JerseyInputError
+from jersey_cls.errors import JerseyInputError, TrainingDiverged
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.trainer import JerseyTrainer
 
@@ -250,6 +250,9 @@ def main(args: list[str] | None = None) -> None:
     except JerseyInputError as error:
         print(f"jersey-cls: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except TrainingDiverged as error:
+        print(f"jersey-cls: {error}", file=sys.stderr)
+        raise SystemExit(3) from None
     except SIGTERMException:  # preemption: Lightning has written last.ckpt (save_on_exception)
         print_resume_hint(args, "SIGTERM")
         raise SystemExit(143) from None

@@ -1,2 +1,6 @@
 class JerseyInputError(ValueError):
     """Bad user input (a path, a data file, a flag). The message names it and says how to fix it."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients stopped being finite; the message says where and what to try."""

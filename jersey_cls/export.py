@@ -92,7 +92,7 @@ def validation_crops(datamodule, count: int = 64) -> torch.Tensor:
     crops = []
     for batch in datamodule.val_dataloader():
         if batch is not None:
-            crops.append(batch[0])
+            crops.append(batch["image"])
         if sum(len(c) for c in crops) >= count:
             break
     if not crops:

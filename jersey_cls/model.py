@@ -92,7 +92,7 @@ class JerseyClassifier(pl.LightningModule):
         """Loss and logits of one batch, with the stage's metrics updated and logged."""
         if batch is None:  # every image of the batch failed to decode
             return None
-        images, targets = batch
+        images, targets = batch["image"], batch["target"]
         logits = self(images)
         loss = F.cross_entropy(logits, targets, weight=self.loss_weights, label_smoothing=self.hparams.label_smoothing)
         batch_size = len(targets)

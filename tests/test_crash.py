@@ -1,14 +1,17 @@
 import multiprocessing
 import os
 import random
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from jersey_cls.checkpoint_io import AtomicCheckpointIO
+from jersey_cls.cli import main
 
 from .conftest import CONFIGS, fit_args
 
@@ -105,3 +108,16 @@ def test_a_save_killed_mid_write_leaves_the_previous_checkpoint_intact(tmp_path)
     assert torch.load(target, weights_only=True)["epoch"] == 1
     AtomicCheckpointIO().save_checkpoint({"epoch": 3}, target)  # the next save tidies the killed one's file
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_divergence_stops_with_a_diagnosis_and_a_finite_last_ckpt(jsonl_root, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args(jsonl_root, "--model.lr", "1e30", "--model.warmup_epochs", "0", epochs=3))
+    assert exit_info.value.code == 3
+    error = capsys.readouterr().err
+    assert re.search(r"training diverged at epoch 0, step \d+: (the loss is nan|the loss is inf|a gradient)", error)
+    assert re.search(r"learning rate: [0-9.]+e\+(29|30)", error)  # the scheduled rate at that step
+    assert str(jsonl_root / "train") in error  # the batch's files
+    assert "--model.lr" in error and "gradient_clip_val" in error and "--trainer.precision 32" in error
+    checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
+    assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())

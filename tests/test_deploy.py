@@ -25,9 +25,9 @@ def accuracy_of(state_dict: dict, data_root: Path) -> float:
     model.load_state_dict(state_dict)
     correct = total = 0
     with torch.no_grad():
-        for images, targets in data.val_dataloader():
-            correct += int((model(images).argmax(1) == targets).sum())
-            total += len(targets)
+        for batch in data.val_dataloader():
+            correct += int((model(batch["image"]).argmax(1) == batch["target"]).sum())
+            total += len(batch["target"])
     return correct / total
 
 

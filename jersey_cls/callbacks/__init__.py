@@ -1,8 +1,17 @@
 from jersey_cls.callbacks.curves import TrainingCurves
 from jersey_cls.callbacks.dataset_summary import DatasetSummary
 from jersey_cls.callbacks.deploy import ExportOnFitEnd
+from jersey_cls.callbacks.divergence import DivergenceGuard
 from jersey_cls.callbacks.ema import EMA
 from jersey_cls.callbacks.evaluation import EvaluationReport
 from jersey_cls.callbacks.predictions import PredictionWriter
 
-__all__ = ["EMA", "DatasetSummary", "EvaluationReport", "ExportOnFitEnd", "PredictionWriter", "TrainingCurves"]
+__all__ = [
+    "EMA",
+    "DatasetSummary",
+    "DivergenceGuard",
+    "EvaluationReport",
+    "ExportOnFitEnd",
+    "PredictionWriter",
+    "TrainingCurves",
+]

@@ -7,19 +7,26 @@ import lightning.pytorch as pl
 from rich.console import Console
 from rich.table import Table
 
+from jersey_cls.data.doctor import format_report
+
 
 class DatasetSummary(pl.Callback):
-    """Print per-split and per-class counts at fit start and save them to ``<run>/dataset_summary.json``."""
+    """At fit start, print per-split and per-class counts and the data doctor's findings; save both as JSON
+    (``<run>/dataset_summary.json``, ``<run>/data_report.json``)."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or not hasattr(trainer.datamodule, "summary"):
             return
         summary = trainer.datamodule.summary()
-        path = Path(trainer.default_root_dir) / "dataset_summary.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=2))
+        run = Path(trainer.default_root_dir)
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "dataset_summary.json").write_text(json.dumps(summary, indent=2))
+        report = getattr(trainer.datamodule, "data_report", {})
+        (run / "data_report.json").write_text(json.dumps(report, indent=2))
         console = Console()
         console.print(self._table(summary, console.width))
+        if report:
+            console.print(f"data doctor (skipped, details in {run / 'data_report.json'}):\n{format_report(report)}")
 
     def _table(self, summary: dict, width: int) -> Table:
         splits = list(summary["images"])

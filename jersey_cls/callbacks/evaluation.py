@@ -76,7 +76,7 @@ class EvaluationReport(pl.Callback):
     def _collect(self, trainer: pl.Trainer, logits: torch.Tensor | None, batch) -> None:
         if logits is None or batch is None or trainer.sanity_checking:
             return
-        images, targets = batch
+        images, targets = batch["image"], batch["target"]
         probs, preds = logits.softmax(dim=1).max(dim=1)
         self._confusion.update(preds, targets)
         # A few crops from every batch: a pool several times the grid, spread over the split, so mistakes can

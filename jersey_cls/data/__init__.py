@@ -1,3 +1,4 @@
+from jersey_cls.data import doctor
 from jersey_cls.data.datamodule import JerseyDataModule
 
-__all__ = ["JerseyDataModule"]
+__all__ = ["JerseyDataModule", "doctor"]

@@ -7,18 +7,20 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
 
+from jersey_cls.data.doctor import examine, format_report
+from jersey_cls.data.images import load_rgb
 from jersey_cls.data.layouts import Split, label_sort_key, read_predict_inputs, read_split
-from jersey_cls.data.synthetic import embedded_dataset
+from jersey_cls.data.synthetic import default_cache_dir, embedded_dataset
 from jersey_cls.data.transforms import eval_transform, train_transform
 from jersey_cls.errors import JerseyInputError
 
 
 class CropDataset(Dataset):
-    """(uint8 CHW image, class index) pairs; an unreadable image yields ``None`` and is dropped by the collate."""
+    """{"image": uint8 CHW, "target": class index, "index": sample index}; an unreadable image yields ``None``,
+    which the collate drops. The index lets a failing batch be traced back to its files."""
 
     def __init__(self, samples: list[tuple[str, int]], transform: v2.Transform) -> None:
         self.samples = samples
@@ -30,8 +32,7 @@ class CropDataset(Dataset):
     def __getitem__(self, index: int):
         path, target = self.samples[index]
         try:
-            with Image.open(path) as image:
-                return self.transform(image.convert("RGB")), target
+            return {"image": self.transform(load_rgb(path)), "target": target, "index": index}
         except (OSError, ValueError) as error:
             warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=1)
             return None
@@ -51,8 +52,7 @@ class PredictDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         path, label = self.inputs[index]
         try:
-            with Image.open(path) as image:
-                tensor = self.transform(image.convert("RGB"))
+            tensor = self.transform(load_rgb(path))
             error = ""
         except (OSError, ValueError) as failure:
             tensor = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
@@ -84,6 +84,7 @@ class JerseyDataModule(pl.LightningDataModule):
         noise_p: float = 0.5,
         erasing_p: float = 0.2,
         cache_dir: str | None = None,
+        strict: bool = False,
         class_names: list[str] | None = None,
         predict_path: str | None = None,
     ) -> None:
@@ -103,7 +104,9 @@ class JerseyDataModule(pl.LightningDataModule):
             noise_sigma: Gaussian noise sigma range on the 0-255 scale.
             noise_p: Probability of Gaussian noise per training crop.
             erasing_p: Probability of random erasing per training crop.
-            cache_dir: Cache folder for the embedded set. None means $XDG_CACHE_HOME/jersey-cls or ~/.cache/jersey-cls.
+            cache_dir: Cache folder (embedded set, data-doctor results). None: $XDG_CACHE_HOME/jersey-cls or
+                ~/.cache/jersey-cls.
+            strict: Refuse to train when the data doctor finds any problem, instead of skipping bad samples.
             class_names: Fixed class list in index order. None derives it from train; with --ckpt_path, validate,
                 test and predict take it from the checkpoint.
             predict_path: What `predict` reads: a folder of images, a JSONL or ImageFolder split folder, or a text
@@ -114,6 +117,8 @@ class JerseyDataModule(pl.LightningDataModule):
         self.save_hyperparameters(ignore=["class_names"])
         self.splits: dict[str, Split] = {}
         self.predict_inputs: list[tuple[str, str | None]] = []
+        self.data_report: dict = {}
+        self.fixed_class_names = class_names is not None
         if predict_path is not None:
             if class_names is None:
                 raise JerseyInputError(
@@ -147,6 +152,7 @@ class JerseyDataModule(pl.LightningDataModule):
         test = read_split(root, "test")
         if test is not None:
             self.splits["test"] = test
+        self._examine(Path(cache_dir) if cache_dir else default_cache_dir(), strict, max(1, num_workers))
         split_for_predict = self.splits.get("test", val)
         self.predict_inputs = [(path, label) for path, label in split_for_predict.samples]
 
@@ -155,6 +161,30 @@ class JerseyDataModule(pl.LightningDataModule):
         # Inverse frequency, scaled to mean 1 so the loss scale matches the unweighted loss.
         total, num_classes = sum(counts.values()), len(self.class_names)
         self.class_weights: list[float] = [total / (num_classes * max(1, counts[name])) for name in self.class_names]
+
+    def _examine(self, cache_dir: Path, strict: bool, workers: int) -> None:
+        """Run the data doctor; skip what it flags (or refuse, when strict) and keep its report."""
+        report, bad, leaking = examine(self.splits, cache_dir, workers)
+        self.data_report = report
+        if not report:
+            return
+        where = f"--data.data_root {self.data_root}"
+        if strict:
+            raise JerseyInputError(
+                f"{where}: the data doctor found problems, and --data.strict is on:\n{format_report(report)}\n"
+                "Fix these files, or drop --data.strict to skip the bad samples and train on the rest."
+            )
+        for name, split in self.splits.items():
+            split.samples = [
+                (path, label)
+                for path, label in split.samples
+                if path not in bad and (name == "train" or path not in leaking)
+            ]
+        warnings.warn(
+            f"{where}: the data doctor skipped bad samples (use --data.strict true to refuse instead):\n"
+            + format_report(report),
+            stacklevel=3,
+        )
 
     @property
     def num_classes(self) -> int:
@@ -183,7 +213,7 @@ class JerseyDataModule(pl.LightningDataModule):
         """Samples with class indices; labels that train lacks cannot be scored and are left out."""
         index = {name: i for i, name in enumerate(self.class_names)}
         unknown = Counter(label for _, label in split.samples if label not in index)
-        if unknown:
+        if unknown and self.fixed_class_names:  # labels absent from train are already in the doctor's report
             warnings.warn(
                 f"{split.root}: {sum(unknown.values())} images have labels absent from train and are left out: "
                 f"{sorted(unknown, key=label_sort_key)}",

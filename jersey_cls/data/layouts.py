@@ -7,7 +7,6 @@ Layouts:
 """
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,8 +69,6 @@ def read_split(data_root: Path, split: str) -> Split | None:
             f"split '{split}' at {split_dir} has no usable images ({_skipped_summary(result) or 'none found'}). "
             "Add labelled images to it, or point --data.data_root at the dataset root."
         )
-    if result.skipped:
-        warnings.warn(f"{split_dir}: skipped {_skipped_summary(result)}", stacklevel=2)
     return result
 
 

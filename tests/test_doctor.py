@@ -1,0 +1,111 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jersey_cls.cli import main
+from jersey_cls.data import JerseyDataModule, doctor
+from jersey_cls.data.images import load_rgb
+
+from .conftest import fit_args
+
+FAULTS = {
+    "zero-byte image": 1,
+    "truncated image": 1,
+    "undecodable image": 1,
+    "malformed JSONL line": 1,
+    "missing image": 1,
+    "empty label": 1,
+    "image listed with different labels": 1,
+    "val image identical to a train image (leakage)": 1,
+    "val label absent from train (not scored)": 1,
+}
+
+
+def salt(root):
+    """Add one of every fault the data doctor knows to a JSONL dataset."""
+    train, valid = root / "train", root / "valid"
+    (train / "empty.jpg").write_bytes(b"")
+    Image.effect_noise((224, 224), 60).convert("RGB").save(train / "whole.jpg")
+    whole = (train / "whole.jpg").read_bytes()
+    (train / "truncated.jpg").write_bytes(whole[: len(whole) * 2 // 3])  # cut inside the image data
+    (train / "notes.jpg").write_text("not an image at all")
+    shutil.copy(train / "23_1.jpg", valid / "leak.jpg")
+    shutil.copy(valid / "7_0.jpg", valid / "99.jpg")
+    rows = [
+        {"image": "empty.jpg", "suffix": "7"},
+        {"image": "truncated.jpg", "suffix": "7"},
+        {"image": "notes.jpg", "suffix": "7"},
+        {"image": "gone.jpg", "suffix": "7"},
+        {"image": "0_1.jpg", "suffix": ""},
+        {"image": "0_2.jpg", "suffix": "00"},  # 0_2.jpg is already listed as "0"
+    ]
+    with open(train / "annotations.jsonl", "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows) + '{"image": "broken\n')
+    with open(valid / "annotations.jsonl", "a") as f:
+        f.write(json.dumps({"image": "leak.jpg", "suffix": "23"}) + "\n")
+        f.write(json.dumps({"image": "99.jpg", "suffix": "99"}) + "\n")
+
+
+def test_doctor_names_every_fault_and_fit_still_completes(jsonl_root):
+    salt(jsonl_root)
+    with pytest.warns(UserWarning, match="the data doctor skipped bad samples"):
+        main(fit_args(jsonl_root))
+    report = json.loads(Path("runs/jersey/data_report.json").read_text())
+    assert {kind: group["count"] for kind, group in report.items()} == FAULTS
+    assert report["truncated image"]["examples"][0].startswith(str(jsonl_root / "train" / "truncated.jpg"))
+    summary = json.loads(Path("runs/jersey/dataset_summary.json").read_text())
+    # train: 40 good images less 0_2.jpg (two labels); the bad files are gone. valid: 16 + 99.jpg, no leak.
+    assert summary["images"]["train"] == 39 and summary["images"]["val"] == 17
+
+
+def test_strict_refuses_with_the_whole_report(jsonl_root, capsys):
+    salt(jsonl_root)
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args(jsonl_root, "--data.strict", "true"))
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--data.strict is on" in error
+    assert all(kind in error for kind in FAULTS)
+
+
+def test_scan_results_are_cached_by_size_and_mtime(jsonl_root, tmp_path, monkeypatch):
+    JerseyDataModule(data_root=str(jsonl_root), cache_dir=str(tmp_path / "c"), num_workers=0)
+    monkeypatch.setattr(doctor, "inspect_image", lambda path: pytest.fail(f"re-inspected {path}"))
+    JerseyDataModule(data_root=str(jsonl_root), cache_dir=str(tmp_path / "c"), num_workers=0)
+    changed = jsonl_root / "train" / "7_3.jpg"
+    changed.write_bytes(b"")
+    seen = []
+    monkeypatch.setattr(doctor, "inspect_image", lambda path: seen.append(path) or ("zero-byte image", path, None))
+    with pytest.warns(UserWarning, match="zero-byte image"):
+        JerseyDataModule(data_root=str(jsonl_root), cache_dir=str(tmp_path / "c"), num_workers=0)
+    assert seen == [str(changed)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "pixel", "expected"),
+    [
+        ("L", 200, (200, 200, 200)),
+        ("LA", (200, 255), (200, 200, 200)),
+        ("RGBA", (10, 20, 30, 255), (10, 20, 30)),
+        ("RGBA", (10, 20, 30, 0), (0, 0, 0)),  # transparent: composited over black
+        ("CMYK", (0, 0, 0, 0), (255, 255, 255)),
+        ("I;16", 65535, (255, 255, 255)),
+        ("I;16", 32896, (128, 128, 128)),
+    ],
+)
+def test_every_image_mode_becomes_8_bit_rgb(tmp_path, mode, pixel, expected):
+    path = tmp_path / ("crop.tif" if mode in ("CMYK", "I;16") else "crop.png")
+    Image.new(mode, (4, 4), pixel).save(path)
+    image = load_rgb(str(path))
+    assert image.mode == "RGB"
+    assert tuple(np.asarray(image)[0, 0]) == expected
+
+
+def test_palette_images_keep_their_colours(tmp_path):
+    path = tmp_path / "p.png"
+    Image.new("RGB", (4, 4), (200, 16, 46)).convert("P", palette=Image.Palette.ADAPTIVE).save(path)
+    assert tuple(np.asarray(load_rgb(str(path)))[0, 0]) == (200, 16, 46)
