@@ -1,7 +1,9 @@
 """The jersey-cls command: LightningCLI wiring of the model, the data and the run folder."""
 
+import functools
 import secrets
 import shlex
+import signal
 import string
 import sys
 import warnings
@@ -13,14 +15,14 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from jersey_cls.callbacks import EMA, PredictionWriter
+from jersey_cls.callbacks import EMA, LastCheckpoint, PredictionWriter
 from jersey_cls.data import JerseyDataModule
 from jersey_cls.errors import JerseyInputError, TrainingDiverged
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.trainer import JerseyTrainer
 
 WANDB_RUN_ID_FILE = Path("wandb") / "run_id"
-FIT_RUNNING = {"started": False}  # set once fit starts, so an interruption can print how to resume
+FIT = {"started": False, "stopped_by": "SIGTERM"}  # how an interrupted fit says how to resume
 
 
 def is_wandb_logger(logger) -> bool:
@@ -82,6 +84,19 @@ def start_wandb_or_continue_without(trainer) -> None:
     trainer.loggers = kept
 
 
+def stop_after_this_step(trainer, signum, frame) -> None:
+    """First Ctrl-C: Lightning's SIGTERM path, so the step finishes, last.ckpt is saved and the resume is exact."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    FIT["stopped_by"] = "Ctrl-C"
+    trainer._signal_connector.received_sigterm = True
+    print(
+        "\njersey-cls: Ctrl-C: stopping after this step and saving last.ckpt. "
+        "Ctrl-C again aborts at once (last.ckpt then keeps its previous save).",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def read_checkpoint(path: Path) -> dict:
     """A jersey-cls checkpoint, loaded the safe way (weights_only); anything else is a clear error."""
     try:
@@ -105,8 +120,9 @@ def latest_checkpoint(config: Namespace) -> Path | None:
     folders = {
         Path(cb.init_args.dirpath)
         for cb in config.trainer.callbacks or []
-        if cb.class_path.endswith("ModelCheckpoint") and cb.init_args.get("dirpath")
+        if cb.class_path.endswith("Checkpoint") and cb.init_args.get("dirpath")
     }
+    folders.add(Path(config.last_checkpoint.dirpath))
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
@@ -137,9 +153,11 @@ class JerseyCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.class_weights", apply_on="instantiate")
-        # Own sections rather than trainer.callbacks entries, so --ema.enabled false and
-        # --predictions.format jsonl work as flags (list items cannot be addressed from the command line).
+        # Own sections rather than trainer.callbacks entries, so --ema.enabled false,
+        # --last_checkpoint.every_n_minutes 5 and --predictions.format jsonl work as flags
+        # (list items cannot be addressed from the command line).
         parser.add_lightning_class_args(EMA, "ema")
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def _parse_ckpt_path(self) -> None:
@@ -190,7 +208,8 @@ class JerseyCLI(LightningCLI):
             config.trainer.callbacks = [c for c in config.trainer.callbacks if not c.class_path.endswith("ProgressBar")]
 
     def before_fit(self) -> None:
-        FIT_RUNNING["started"] = True
+        FIT["started"] = True
+        signal.signal(signal.SIGINT, functools.partial(stop_after_this_step, self.trainer))
         if self._resume_class_names is not None and self._resume_class_names != self.datamodule.class_names:
             old, new = self._resume_class_names, self.datamodule.class_names
             refuse_resume(
@@ -202,6 +221,8 @@ class JerseyCLI(LightningCLI):
                 ],
             )
         start_wandb_or_continue_without(self.trainer)
+        # The train sampler resumes mid-epoch by itself (JerseyDataModule.state_dict), which Lightning cannot see.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
         if self.config.fit.ckpt_path == "last":
             # Say it once, in our words, instead of Lightning's warning.
             warnings.filterwarnings("ignore", message=".*there is no last checkpoint available")
@@ -236,7 +257,7 @@ def main(args: list[str] | None = None) -> None:
     # omegaconf+ resolves ${trainer.default_root_dir} after all configs and flags are merged, so the
     # checkpoint and log folders follow the run folder; absolute-to-relative lets subcommands use it.
     set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
-    FIT_RUNNING["started"] = False
+    FIT.update(started=False, stopped_by="SIGTERM")
     try:
         JerseyCLI(
             JerseyClassifier,
@@ -253,14 +274,16 @@ def main(args: list[str] | None = None) -> None:
     except TrainingDiverged as error:
         print(f"jersey-cls: {error}", file=sys.stderr)
         raise SystemExit(3) from None
-    except SIGTERMException:  # preemption: Lightning has written last.ckpt (save_on_exception)
-        print_resume_hint(args, "SIGTERM")
-        raise SystemExit(143) from None
-    except SystemExit as stop:  # Lightning exits with 1 after Ctrl-C, once last.ckpt is written
-        if stop.code == 1 and FIT_RUNNING["started"]:
+    except SIGTERMException:  # preemption or Ctrl-C: last.ckpt is written (save_on_exception)
+        print_resume_hint(args, FIT["stopped_by"])
+        raise SystemExit(130 if FIT["stopped_by"] == "Ctrl-C" else 143) from None
+    except SystemExit as stop:  # Lightning exits with 1 after a second Ctrl-C
+        if stop.code == 1 and FIT["started"]:
             print_resume_hint(args, "Ctrl-C")
         raise
     finally:
+        if FIT["started"]:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         wandb = sys.modules.get("wandb")
         if getattr(wandb, "run", None) is not None:
             wandb.finish()  # so a second in-process run does not attach to this one

@@ -14,15 +14,17 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from jersey_cls.errors import JerseyInputError
+from jersey_cls.seeds import derive_seed, reseed_global_rngs, run_seed
 
 
-def create_backbone(backbone: str, pretrained: bool, num_classes: int) -> nn.Module:
+def create_backbone(backbone: str, pretrained: bool, num_classes: int, drop_rate: float = 0.0) -> nn.Module:
     if not timm.is_model(backbone):
         close = difflib.get_close_matches(backbone, timm.list_models(), n=5, cutoff=0.6)
         hint = f" Close timm names: {', '.join(close)}." if close else " See timm.list_models() for the names."
         raise JerseyInputError(f"--model.backbone {backbone!r} is not a timm model.{hint}")
     try:
-        return timm.create_model(backbone, pretrained=pretrained, num_classes=num_classes)
+        extra = {"drop_rate": drop_rate} if drop_rate else {}  # not every timm model takes it
+        return timm.create_model(backbone, pretrained=pretrained, num_classes=num_classes, **extra)
     except (OSError, RuntimeError) as error:
         if not pretrained:
             raise
@@ -49,6 +51,7 @@ class JerseyClassifier(pl.LightningModule):
         class_names: list[str],
         backbone: str = "resnet18",
         pretrained: bool = False,
+        drop_rate: float = 0.0,
         lr: float = 5e-4,
         weight_decay: float = 0.05,
         warmup_epochs: float = 1.0,
@@ -62,6 +65,7 @@ class JerseyClassifier(pl.LightningModule):
             class_names: Labels in class-index order; linked from the data, stored in checkpoints.
             backbone: Any timm model name, e.g. resnet18 or resnet50.
             pretrained: Start from timm's ImageNet weights (needs them downloaded or cached).
+            drop_rate: Dropout before the classifier head (timm's drop_rate).
             lr: Peak AdamW learning rate, reached after warm-up.
             weight_decay: AdamW weight decay (not applied to norms and biases).
             warmup_epochs: Linear warm-up length in epochs, then cosine decay to zero at max_epochs.
@@ -73,7 +77,7 @@ class JerseyClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
-        self.net = create_backbone(backbone, pretrained, num_classes)
+        self.net = create_backbone(backbone, pretrained, num_classes, drop_rate)
         data_config = timm.data.resolve_model_data_config(self.net)
         self.register_buffer("mean", torch.tensor(data_config["mean"]).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(data_config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
@@ -107,6 +111,11 @@ class JerseyClassifier(pl.LightningModule):
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
             self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
         return loss, logits
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Dropout and drop-path draw from the global generators. Seeded per batch, a resumed run draws what an
+        # uninterrupted one would have, however much Lightning and the data loaders drew in between.
+        reseed_global_rngs(derive_seed(run_seed(), self.current_epoch, batch_idx))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         result = self.shared_step(batch, "train")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from jersey_cls.checkpoint_io import AtomicCheckpointIO
 from jersey_cls.cli import main
@@ -16,20 +17,7 @@ from jersey_cls.cli import main
 from .conftest import CONFIGS, fit_args
 
 LAST = Path("runs/jersey/checkpoints/last.ckpt")
-
-# Appends (callbacks+) a last.ckpt writer that saves after every optimizer step, so kills land mid-write.
-EVERY_STEP = """
-trainer:
-  callbacks+:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args:
-        dirpath: ${trainer.default_root_dir}/checkpoints
-        filename: last
-        monitor: null
-        save_top_k: 1
-        enable_version_counter: false
-        every_n_train_steps: 1
-"""
+EVERY_STEP = ("--last_checkpoint.every_n_train_steps", "1")  # so kills land mid-epoch and mid-write
 
 
 def start_fit(data_root: Path, *extra: str, tmpdir: str | None = None) -> subprocess.Popen:
@@ -49,9 +37,8 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
 
 
 def test_kill_9_at_random_moments_always_leaves_a_loadable_last_ckpt(jsonl_root):
-    Path("every_step.yaml").write_text(EVERY_STEP)
     # resnet18 makes each save ~130 MB, so most random kills hit a checkpoint being written.
-    extra = ("--config", "every_step.yaml", "--model.backbone", "resnet18")
+    extra = (*EVERY_STEP, "--model.backbone", "resnet18")
     # The system temp folder on another filesystem (tmpfs), as on many clusters: a plain staged save then
     # becomes a copy into the run folder, which a kill can cut short.
     other_fs = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -121,3 +108,103 @@ def test_divergence_stops_with_a_diagnosis_and_a_finite_last_ckpt(jsonl_root, ca
     assert "--model.lr" in error and "gradient_clip_val" in error and "--trainer.precision 32" in error
     checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
+
+
+def test_a_run_interrupted_anywhere_and_resumed_ends_with_the_same_weights_bit_for_bit(jsonl_root):
+    """SIGKILL and SIGTERM mid-epoch, mid-save, mid-validation and at an epoch end, each resumed with
+    --ckpt_path last: the same final weights, EMA, optimizer and scheduler state as a run left alone.
+    Two data workers, dropout and the class-balanced sampler all draw random numbers on the way."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    steps_per_epoch = 5  # 40 train crops, batch 8
+
+    def fit(run: str, *extra: str) -> list[str]:
+        args = fit_args(jsonl_root, "--ckpt_path", "last", "--data.num_workers", "2", *extra, epochs=4)
+        extra = ["--ema.decay", "0.9", "--model.drop_rate", "0.3", "--data.sampler", "balanced"]
+        return ["jersey-cls", *args, "--trainer.default_root_dir", run, *extra]
+
+    subprocess.run(fit("straight"), check=True, capture_output=True, env=env, timeout=300)
+    last = Path("interrupted/checkpoints/last.ckpt")
+    resume_points = []
+    interruptions = (
+        (3, signal.SIGKILL, -9),
+        (5, signal.SIGTERM, 143),
+        (10, signal.SIGKILL, -9),
+        (13, signal.SIGINT, 130),
+    )
+    for stop_after, how, exit_code in interruptions:
+        with open("stderr.txt", "w") as stderr:
+            process = subprocess.Popen(
+                fit("interrupted", *EVERY_STEP), stdout=subprocess.DEVNULL, stderr=stderr, env=env
+            )
+            while not last.is_file() or torch.load(last, weights_only=True)["global_step"] < stop_after:
+                assert process.poll() is None, "the run ended before it could be interrupted"
+                time.sleep(0.05)
+            process.send_signal(how)
+            assert process.wait(timeout=120) == exit_code, Path("stderr.txt").read_text()[-3000:]
+        if how != signal.SIGKILL:
+            reason = "Ctrl-C" if how == signal.SIGINT else "SIGTERM"
+            assert f"stopped by {reason}" in Path("stderr.txt").read_text()
+        resumes_at = torch.load(last, weights_only=True)
+        resume_points.append(tuple(resumes_at["JerseyDataModule"].values()))  # (epoch, batches done in it)
+    subprocess.run(fit("interrupted"), check=True, capture_output=True, env=env, timeout=300)
+
+    assert any(0 < done < steps_per_epoch for _, done in resume_points), resume_points  # mid-epoch resumes
+    straight = torch.load("straight/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    resumed = torch.load(last, map_location="cpu", weights_only=True)
+    assert resumed["epoch"] == straight["epoch"] == 3 and resumed["global_step"] == straight["global_step"] == 20
+    for key in ("state_dict", "current_model_state"):  # the EMA weights and the raw weights
+        for name, tensor in straight[key].items():
+            assert torch.equal(tensor, resumed[key][name]), f"{key}.{name} differs after resume {resume_points}"
+    adam_straight, adam_resumed = (c["optimizer_states"][0]["state"] for c in (straight, resumed))
+    for index, state in adam_straight.items():
+        assert torch.equal(state["exp_avg"], adam_resumed[index]["exp_avg"])
+        assert torch.equal(state["exp_avg_sq"], adam_resumed[index]["exp_avg_sq"])
+    assert straight["lr_schedulers"] == resumed["lr_schedulers"]
+
+
+class SigtermDuringValidation(Callback):
+    """Preempts the run halfway through epoch 1's validation, once."""
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.current_epoch == 1 and batch_idx == 0 and not trainer.sanity_checking and Path("preempt").exists():
+            Path("preempt").unlink()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_during_validation_stops_at_the_epoch_end_and_resumes_exactly(jsonl_root):
+    """Lightning cannot resume a validation stopped halfway; the stop waits for the epoch's end instead."""
+
+    def fit(run: str) -> None:
+        callback = f"--trainer.callbacks+={__name__}.SigtermDuringValidation"
+        main(fit_args(jsonl_root, "--ckpt_path", "last", "--trainer.default_root_dir", run, callback, epochs=3))
+
+    fit("straight")
+    Path("preempt").touch()
+    with pytest.raises(SystemExit) as stop:
+        fit("interrupted")
+    assert stop.value.code == 143
+    stopped = torch.load("interrupted/checkpoints/last.ckpt", weights_only=True)
+    assert stopped["JerseyDataModule"] == {"epoch": 2, "batches_done": 0}  # epoch 1 ended, validated, saved
+    fit("interrupted")
+    straight, resumed = (
+        torch.load(f"{run}/checkpoints/last.ckpt", weights_only=True) for run in ("straight", "interrupted")
+    )
+    assert resumed["global_step"] == straight["global_step"] == 15
+    for name, tensor in straight["state_dict"].items():
+        assert torch.equal(tensor, resumed["state_dict"][name]), name
+
+
+@pytest.mark.parametrize("minutes", ["0.0001", "null"])
+def test_last_ckpt_is_refreshed_within_an_epoch_by_time(jsonl_root, minutes, monkeypatch):
+    saved_at = []  # global_step of every last.ckpt write
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def recording_save(self, checkpoint, path, storage_options=None):
+        if Path(path).name == "last.ckpt":
+            saved_at.append(checkpoint["global_step"])
+        save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", recording_save)
+    main(fit_args(jsonl_root, "--last_checkpoint.every_n_minutes", minutes, epochs=2))
+    # 5 steps an epoch; a tiny interval saves after every step but an epoch's last, which the epoch end saves.
+    assert saved_at == ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] if minutes != "null" else [5, 10])

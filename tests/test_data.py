@@ -2,11 +2,11 @@ import json
 
 import pytest
 import torch
-from torch.utils.data import WeightedRandomSampler
 from torchvision.transforms import v2
 
 from jersey_cls.data import JerseyDataModule
 from jersey_cls.data.layouts import label_sort_key
+from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.data.synthetic import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset
 from jersey_cls.errors import JerseyInputError
 
@@ -63,8 +63,24 @@ def test_image_listed_with_two_labels_is_dropped(jsonl_root):
 def test_balanced_sampler_is_opt_in(jsonl_root):
     plain = JerseyDataModule(data_root=str(jsonl_root), num_workers=0).train_dataloader()
     balanced = JerseyDataModule(data_root=str(jsonl_root), num_workers=0, sampler="balanced").train_dataloader()
-    assert not isinstance(plain.sampler, WeightedRandomSampler)
-    assert isinstance(balanced.sampler, WeightedRandomSampler)
+    assert plain.sampler.weights is None and balanced.sampler.weights is not None
+    # 10 images of each class: a balanced draw still covers every class, with replacement
+    drawn = [index for _, _, index in balanced.sampler]
+    assert len(drawn) == 40 and len(set(drawn)) < 40
+
+
+def test_epoch_sampler_order_depends_on_seed_and_epoch_only_and_resumes_mid_epoch():
+    straight = EpochSampler(10, seed=7)
+    epoch_0 = list(straight)
+    straight.set_epoch(1)
+    epoch_1 = list(straight)
+    assert [i for *_, i in epoch_0] != [i for *_, i in epoch_1]
+    assert sorted(i for *_, i in epoch_1) == list(range(10))
+    resumed = EpochSampler(10, seed=7, epoch=0, skip=4)  # 4 samples of epoch 0 were trained on before the kill
+    assert list(resumed) == epoch_0[4:] and len(resumed) == 10
+    resumed.set_epoch(1)
+    assert list(resumed) == epoch_1
+    assert list(EpochSampler(10, seed=8)) != epoch_0
 
 
 def test_train_transform_never_flips(jsonl_root):

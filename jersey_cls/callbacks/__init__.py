@@ -4,6 +4,7 @@ from jersey_cls.callbacks.deploy import ExportOnFitEnd
 from jersey_cls.callbacks.divergence import DivergenceGuard
 from jersey_cls.callbacks.ema import EMA
 from jersey_cls.callbacks.evaluation import EvaluationReport
+from jersey_cls.callbacks.last_checkpoint import LastCheckpoint
 from jersey_cls.callbacks.predictions import PredictionWriter
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "DivergenceGuard",
     "EvaluationReport",
     "ExportOnFitEnd",
+    "LastCheckpoint",
     "PredictionWriter",
     "TrainingCurves",
 ]

@@ -29,6 +29,11 @@ class ExportOnFitEnd(pl.Callback):
             return
         run = Path(trainer.default_root_dir)
         best = trainer.checkpoint_callback
+        if not (best.best_model_path or best.last_model_path):
+            warnings.warn(
+                "no model card or export: fit stopped before its first validation saved a model", stacklevel=1
+            )
+            return
         # A fresh model for the best weights; LightningCLI adds private keys such as _instantiator to hparams.
         init_args = {k: v for k, v in pl_module.hparams.items() if not k.startswith("_")}
         model = type(pl_module)(**{**init_args, "pretrained": False})

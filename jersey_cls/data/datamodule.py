@@ -7,32 +7,45 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from jersey_cls.data.doctor import examine, format_report
 from jersey_cls.data.images import load_rgb
 from jersey_cls.data.layouts import Split, label_sort_key, read_predict_inputs, read_split
+from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.data.synthetic import default_cache_dir, embedded_dataset
 from jersey_cls.data.transforms import eval_transform, train_transform
 from jersey_cls.errors import JerseyInputError
+from jersey_cls.seeds import derive_seed, run_seed
 
 
 class CropDataset(Dataset):
     """{"image": uint8 CHW, "target": class index, "index": sample index}; an unreadable image yields ``None``,
     which the collate drops. The index lets a failing batch be traced back to its files."""
 
-    def __init__(self, samples: list[tuple[str, int]], transform: v2.Transform) -> None:
+    def __init__(self, samples: list[tuple[str, int]], transform: v2.Transform, seed: int | None = None) -> None:
         self.samples = samples
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int, int]):
+        """``key`` is an index, or (epoch, position, index) from EpochSampler: then the augmentation is seeded by
+        (epoch, position), so a resumed run augments exactly as an uninterrupted one, in any worker."""
+        epoch, position, index = key if isinstance(key, tuple) else (None, None, key)
         path, target = self.samples[index]
         try:
-            return {"image": self.transform(load_rgb(path)), "target": target, "index": index}
+            image = load_rgb(path)
+            if epoch is None or self.seed is None:
+                image = self.transform(image)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(derive_seed(self.seed, epoch, position))
+                    image = self.transform(image)
+            return {"image": image, "target": target, "index": index}
         except (OSError, ValueError) as error:
             warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=1)
             return None
@@ -119,6 +132,7 @@ class JerseyDataModule(pl.LightningDataModule):
         self.predict_inputs: list[tuple[str, str | None]] = []
         self.data_report: dict = {}
         self.fixed_class_names = class_names is not None
+        self.resume_at = {"epoch": 0, "batches_done": 0}
         if predict_path is not None:
             if class_names is None:
                 raise JerseyInputError(
@@ -186,6 +200,24 @@ class JerseyDataModule(pl.LightningDataModule):
             stacklevel=3,
         )
 
+    def state_dict(self) -> dict:
+        """Saved in checkpoints: where in which epoch training stands, so the train order resumes there.
+
+        Lightning iterates the train loader before it restores its loops, and worker processes take their first
+        indices then, so the sampler must be built at the right place rather than moved there later."""
+        if self.trainer is None:
+            return {}
+        epochs = self.trainer.fit_loop.epoch_progress.current
+        batches = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        if epochs.processed == epochs.started:  # between epochs: Lightning starts the next one afresh
+            done = 0
+        else:  # a batch past its optimizer step is done (saved on_train_batch_end or on SIGTERM); Lightning
+            done = batches.processed if batches.processed == batches.started else batches.completed  # resumes after it
+        return {"epoch": epochs.processed, "batches_done": done}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.resume_at = {"epoch": state_dict.get("epoch", 0), "batches_done": state_dict.get("batches_done", 0)}
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -235,14 +267,15 @@ class JerseyDataModule(pl.LightningDataModule):
             )
         else:
             transform = eval_transform(hp.image_size)
-        sampler = None
-        if train and hp.sampler == "balanced":
-            weights = [self.class_weights[target] for _, target in samples]
-            sampler = WeightedRandomSampler(weights, num_samples=len(samples), replacement=True)
+        sampler, seed = None, None
+        if train:
+            seed = run_seed()
+            weights = [self.class_weights[target] for _, target in samples] if hp.sampler == "balanced" else None
+            epoch, batches_done = self.resume_at["epoch"], self.resume_at["batches_done"]
+            sampler = EpochSampler(len(samples), seed, weights, epoch, skip=batches_done * hp.batch_size)
         return DataLoader(
-            CropDataset(samples, transform),
+            CropDataset(samples, transform, seed),
             batch_size=hp.batch_size,
-            shuffle=train and sampler is None,
             sampler=sampler,
             drop_last=train and len(samples) > hp.batch_size,
             num_workers=hp.num_workers,

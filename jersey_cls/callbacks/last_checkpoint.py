@@ -1,0 +1,76 @@
+"""LastCheckpoint: last.ckpt at every epoch end and every few minutes within one, so a kill loses little."""
+
+from datetime import timedelta
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from jersey_cls.errors import TrainingDiverged
+
+
+class LastCheckpoint(ModelCheckpoint):
+    def __init__(
+        self,
+        dirpath: str,
+        every_n_minutes: float | None = 10.0,
+        every_n_train_steps: int | None = None,
+        save_on_exception: bool = True,
+    ) -> None:
+        """Keeps ``<dirpath>/last.ckpt`` fresh; ``fit --ckpt_path last`` resumes from it, mid-epoch included.
+
+        Lightning's ModelCheckpoint saves either per epoch or per time/steps; this one does both.
+
+        Args:
+            dirpath: Checkpoint folder.
+            every_n_minutes: Also save within an epoch once this much training time has passed. None: only at
+                epoch ends (and on exceptions).
+            every_n_train_steps: Also save every this many optimizer steps. None: not by steps.
+            save_on_exception: Save when fit stops on SIGTERM (preemption), Ctrl-C or divergence.
+        """
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            every_n_epochs=1,
+            save_on_exception=save_on_exception,
+        )
+        # Set after the parent's check, which allows only one of epochs, steps and time.
+        self._every_n_train_steps = every_n_train_steps or 0
+        self._train_time_interval = timedelta(minutes=every_n_minutes) if every_n_minutes else None
+        self._sigterm_deferred = False
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # SIGTERM and a first Ctrl-C stop between steps, and DivergenceGuard before a step touches the weights.
+        # Other errors, and a second Ctrl-C, can strike mid-step or mid-validation, where a resume could not be
+        # exact: last.ckpt keeps its previous save then.
+        if isinstance(exception, (SIGTERMException, TrainingDiverged)):
+            super().on_exception(trainer, pl_module, exception)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        # The epoch-end save follows the last batch, with the epoch's validation results in it.
+        if batch_idx + 1 < trainer.num_training_batches:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    # Lightning 2.6 cannot resume a validation that SIGTERM stopped halfway: the resumed run fails for want of
+    # that epoch's metrics. So a SIGTERM during fit's validation is acted on once validation and, at an epoch's
+    # end, the epoch-end checkpoints are done.
+    def on_validation_batch_end(self, trainer, *args, **kwargs) -> None:
+        if trainer.received_sigterm and trainer.state.fn == "fit" and not trainer.sanity_checking:
+            trainer._signal_connector.received_sigterm = False
+            self._sigterm_deferred = True
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:  # validation within an epoch
+            self._act_on_deferred_sigterm(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._act_on_deferred_sigterm(trainer)
+
+    def _act_on_deferred_sigterm(self, trainer) -> None:
+        if self._sigterm_deferred:
+            trainer._signal_connector.received_sigterm = True
+            self._sigterm_deferred = False
