@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from jsonargparse import Namespace, set_parsing_settings
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -50,6 +51,8 @@ def keep_wandb_run(config: Namespace, resuming: bool) -> None:
 
     Lightning does not store the W&B id in checkpoints; without this, each resume would start a new W&B run.
     """
+    if rank_zero_only.rank != 0:  # W&B logs from rank 0 only; other ranks must not rewrite the id file
+        return
     loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
     for logger in loggers:
         if not is_wandb_logger(logger):

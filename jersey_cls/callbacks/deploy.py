@@ -25,6 +25,7 @@ class ExportOnFitEnd(pl.Callback):
         self.onnx = onnx
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
         if not trainer.is_global_zero or trainer.checkpoint_callback is None:
             return
         run = Path(trainer.default_root_dir)
@@ -46,7 +47,7 @@ class ExportOnFitEnd(pl.Callback):
                 export = export_onnx(model, validation_crops(trainer.datamodule), run / "export", image_size)
             except JerseyInputError as error:
                 warnings.warn(f"skipping the ONNX export: {error}", stacklevel=1)
-        config_file = Path(trainer.log_dir or run) / "config.yaml"
+        config_file = Path(log_dir or run) / "config.yaml"
         card = write_model_card(
             run / "model_card.md",
             {

@@ -1,0 +1,57 @@
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+
+from .conftest import CONFIGS, eval_args, fit_args, printed_metric
+
+LAST = Path("runs/jersey/checkpoints/last.ckpt")
+
+
+def ddp_fit(data_root: Path, epochs: int, *extra: str) -> subprocess.CompletedProcess:
+    """Two CPU processes over gloo, launched by Lightning from the real `jersey-cls fit` command."""
+    ddp = ["--config", str(CONFIGS / "ddp.yaml"), "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
+    ddp += ["--trainer.sync_batchnorm", "false"]  # SyncBatchNorm needs GPUs
+    args = fit_args(data_root, *ddp, "--ckpt_path", "last", *extra, epochs=epochs)
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run(["jersey-cls", *args], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def last_logged(name: str) -> float:
+    rows = []
+    for metrics_csv in Path("runs/jersey/logs").glob("version_*/metrics.csv"):
+        with open(metrics_csv, newline="") as f:
+            rows += [row for row in csv.DictReader(f) if row.get(name)]
+    return float(max(rows, key=lambda row: int(row["step"]))[name])
+
+
+def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root):
+    # 17 validation crops: 9 on rank 0, 8 on rank 1. A padding sampler would count one crop twice.
+    valid = jsonl_root / "valid"
+    shutil.copy(valid / "7_0.jpg", valid / "7_extra.jpg")
+    with open(valid / "annotations.jsonl", "a") as f:
+        f.write(json.dumps({"image": "7_extra.jpg", "suffix": "7"}) + "\n")
+
+    first = ddp_fit(jsonl_root, 2)
+    ranks = set(re.findall(r"GLOBAL_RANK: (\d), MEMBER: \d/2", first.stderr + first.stdout))
+    assert ranks == {"0", "1"}, "both ranks must start"
+    stopped = torch.load(LAST, map_location="cpu", weights_only=True)
+    # 40 train crops: 20 a rank, 2 full batches of 8 each epoch.
+    assert stopped["epoch"] == 1 and stopped["global_step"] == 4
+
+    ddp_accuracy = last_logged("val/acc_top1")  # the EMA weights that last.ckpt holds, as in validate
+    assert abs(ddp_accuracy * 17 - round(ddp_accuracy * 17)) < 1e-4  # a share of 17 crops, not of 18
+    single = subprocess.run(["jersey-cls", *eval_args("validate", jsonl_root)], capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert abs(printed_metric(single.stdout, "val/acc_top1") - ddp_accuracy) < 1e-6
+
+    ddp_fit(jsonl_root, 3)
+    resumed = torch.load(LAST, map_location="cpu", weights_only=True)
+    assert resumed["epoch"] == 2 and resumed["global_step"] == 6  # one more epoch, not a restart
