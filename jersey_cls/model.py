@@ -52,6 +52,8 @@ class JerseyClassifier(pl.LightningModule):
         backbone: str = "resnet18",
         pretrained: bool = False,
         drop_rate: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
         lr: float = 5e-4,
         weight_decay: float = 0.05,
         warmup_epochs: float = 1.0,
@@ -66,6 +68,8 @@ class JerseyClassifier(pl.LightningModule):
             backbone: Any timm model name, e.g. resnet18 or resnet50.
             pretrained: Start from timm's ImageNet weights (needs them downloaded or cached).
             drop_rate: Dropout before the classifier head (timm's drop_rate).
+            channels_last: Weights and inputs in NHWC memory layout, the layout GPU tensor cores run fastest.
+            compile: torch.compile the backbone when the Trainer sets the model up; the first steps wait for it.
             lr: Peak AdamW learning rate, reached after warm-up.
             weight_decay: AdamW weight decay (not applied to norms and biases).
             warmup_epochs: Linear warm-up length in epochs, then cosine decay to zero at max_epochs.
@@ -78,6 +82,8 @@ class JerseyClassifier(pl.LightningModule):
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
         self.net = create_backbone(backbone, pretrained, num_classes, drop_rate)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
         data_config = timm.data.resolve_model_data_config(self.net)
         self.register_buffer("mean", torch.tensor(data_config["mean"]).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(data_config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
@@ -88,8 +94,14 @@ class JerseyClassifier(pl.LightningModule):
         self.val_metrics = metric_collection(num_classes).clone(prefix="val/")
         self.test_metrics = metric_collection(num_classes).clone(prefix="test/")
 
+    def configure_model(self) -> None:
+        # In place (nn.Module.compile), so state_dict keys and checkpoints are those of the eager model.
+        if self.hparams.compile:
+            self.net.compile()
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of RGB crops with values 0-255 (uint8 or float), shape (N, 3, H, W)."""
+        images = images.contiguous(memory_format=self.memory_format)
         return self.net((images.float() - self.mean) / self.std)
 
     def shared_step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -101,8 +113,8 @@ class JerseyClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, targets, weight=self.loss_weights, label_smoothing=self.hparams.label_smoothing)
         batch_size = len(targets)
         if stage == "train":
-            self.train_loss(loss.detach(), batch_size)
-            self.train_acc(logits.detach(), targets)
+            self.train_loss.update(loss.detach(), batch_size)
+            self.train_acc.update(logits.detach(), targets)
             self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
             self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True, batch_size=batch_size)
         else:

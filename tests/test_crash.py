@@ -11,6 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from jersey_cls.callbacks.divergence import all_finite
 from jersey_cls.checkpoint_io import AtomicCheckpointIO
 from jersey_cls.cli import main
 
@@ -208,3 +209,9 @@ def test_last_ckpt_is_refreshed_within_an_epoch_by_time(jsonl_root, minutes, mon
     main(fit_args(jsonl_root, "--last_checkpoint.every_n_minutes", minutes, epochs=2))
     # 5 steps an epoch; a tiny interval saves after every step but an epoch's last, which the epoch end saves.
     assert saved_at == ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] if minutes != "null" else [5, 10])
+
+
+def test_a_huge_but_finite_gradient_is_not_taken_for_divergence():
+    assert all_finite([torch.ones(3), torch.tensor([1e30, -1e30, 1.0])])  # its squared norm overflows
+    assert not all_finite([torch.ones(3), torch.tensor([1.0, float("nan")])])
+    assert not all_finite([torch.tensor([float("-inf")])])

@@ -16,6 +16,7 @@ FAULTS = {
     "zero-byte image": 1,
     "truncated image": 1,
     "undecodable image": 1,
+    "non-image file": 1,
     "malformed JSONL line": 1,
     "missing image": 1,
     "empty label": 1,
@@ -33,12 +34,14 @@ def salt(root):
     whole = (train / "whole.jpg").read_bytes()
     (train / "truncated.jpg").write_bytes(whole[: len(whole) * 2 // 3])  # cut inside the image data
     (train / "notes.jpg").write_text("not an image at all")
+    (train / "labels.txt").write_text("0 00 7 23")
     shutil.copy(train / "23_1.jpg", valid / "leak.jpg")
     shutil.copy(valid / "7_0.jpg", valid / "99.jpg")
     rows = [
         {"image": "empty.jpg", "suffix": "7"},
         {"image": "truncated.jpg", "suffix": "7"},
         {"image": "notes.jpg", "suffix": "7"},
+        {"image": "labels.txt", "suffix": "7"},
         {"image": "gone.jpg", "suffix": "7"},
         {"image": "0_1.jpg", "suffix": ""},
         {"image": "0_2.jpg", "suffix": "00"},  # 0_2.jpg is already listed as "0"

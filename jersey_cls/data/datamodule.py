@@ -1,5 +1,7 @@
 """JerseyDataModule: finds the splits, derives the class list and weights, serves uint8 crops."""
 
+import contextlib
+import fcntl
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -39,12 +41,11 @@ class CropDataset(Dataset):
         path, target = self.samples[index]
         try:
             image = load_rgb(path)
-            if epoch is None or self.seed is None:
-                image = self.transform(image)
-            else:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(derive_seed(self.seed, epoch, position))
-                    image = self.transform(image)
+            if epoch is not None and self.seed is not None:
+                # The transforms draw from torch's global CPU generator. Reseeding it (not forking it: 70x the
+                # cost) is harmless in the main process too, where the model reseeds it at every step.
+                torch.random.default_generator.manual_seed(derive_seed(self.seed, epoch, position))
+            image = self.transform(image)
             return {"image": image, "target": target, "index": index}
         except (OSError, ValueError) as error:
             warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=1)
@@ -71,6 +72,16 @@ class PredictDataset(Dataset):
             tensor = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
             error = f"{type(failure).__name__}: {failure}"
         return {"image": tensor, "path": path, "label": label or "", "error": error}
+
+
+@contextlib.contextmanager
+def one_process_at_a_time(cache: Path):
+    """Serialises rendering and scanning across processes (DDP ranks, concurrent runs): the first does the work,
+    the others then find it in the cache instead of repeating it."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def collate_readable(batch: list):
@@ -143,8 +154,10 @@ class JerseyDataModule(pl.LightningDataModule):
             self.class_weights = [1.0] * len(self.class_names)
             self.predict_inputs = read_predict_inputs(Path(predict_path).expanduser())
             return
+        cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         if data_root is None:
-            root = embedded_dataset(Path(cache_dir) if cache_dir else None)
+            with one_process_at_a_time(cache):
+                root = embedded_dataset(cache)
         else:
             root = Path(data_root).expanduser()
             if not root.is_dir():
@@ -166,7 +179,8 @@ class JerseyDataModule(pl.LightningDataModule):
         test = read_split(root, "test")
         if test is not None:
             self.splits["test"] = test
-        self._examine(Path(cache_dir) if cache_dir else default_cache_dir(), strict, max(1, num_workers))
+        with one_process_at_a_time(cache):
+            self._examine(cache, strict, max(1, num_workers))
         split_for_predict = self.splits.get("test", val)
         self.predict_inputs = [(path, label) for path, label in split_for_predict.samples]
 
@@ -267,17 +281,19 @@ class JerseyDataModule(pl.LightningDataModule):
             )
         else:
             transform = eval_transform(hp.image_size)
-        sampler, seed = None, None
+        # Under DDP (configs/ddp.yaml sets use_distributed_sampler false) each rank reads its own share.
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        sampler, seed = range(rank, len(samples), world_size), None  # evaluation: every sample once, no padding
         if train:
             seed = run_seed()
             weights = [self.class_weights[target] for _, target in samples] if hp.sampler == "balanced" else None
-            epoch, batches_done = self.resume_at["epoch"], self.resume_at["batches_done"]
-            sampler = EpochSampler(len(samples), seed, weights, epoch, skip=batches_done * hp.batch_size)
+            epoch, skip = self.resume_at["epoch"], self.resume_at["batches_done"] * hp.batch_size
+            sampler = EpochSampler(len(samples), seed, weights, epoch, skip, rank, world_size)
         return DataLoader(
             CropDataset(samples, transform, seed),
             batch_size=hp.batch_size,
             sampler=sampler,
-            drop_last=train and len(samples) > hp.batch_size,
+            drop_last=train and len(sampler) > hp.batch_size,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,

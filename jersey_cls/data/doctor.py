@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from jersey_cls.data.images import load_rgb
-from jersey_cls.data.layouts import Split
+from jersey_cls.data.layouts import IMAGE_SUFFIXES, Split
 
 EXAMPLES = 5
 
@@ -29,7 +29,12 @@ def inspect_image(path: str) -> tuple[str | None, str, str | None]:
     try:
         load_rgb(path)
     except (OSError, ValueError, SyntaxError) as error:
-        kind = "truncated image" if "truncated" in str(error) else "undecodable image"
+        if "truncated" in str(error).lower():
+            kind = "truncated image"
+        elif "cannot identify" in str(error) and Path(path).suffix.lower() not in IMAGE_SUFFIXES:
+            kind = "non-image file"
+        else:
+            kind = "undecodable image"
         return kind, f"{path}: {error}", digest
     return None, "", digest
 

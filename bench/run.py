@@ -1,0 +1,238 @@
+"""jersey-cls speed and memory, as ratios measured side by side in one run: python bench/run.py
+
+Each comparison runs its contenders interleaved (A B A B ...), each in a fresh process, and reports medians,
+so a noisy machine slows both sides alike. Figures are for this machine; the ratios are what travel.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+BASE = str(REPO / "configs" / "base.yaml")
+ENV = {**os.environ, "PYTHONPATH": str(BENCH), "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+
+
+def run(command: list[str], out: Path | None = None) -> dict:
+    env = {**ENV, "JERSEY_BENCH_OUT": str(out)} if out else ENV
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=out.parent if out else None)
+    if done.returncode != 0:
+        sys.exit(f"bench: {' '.join(command[:3])} ... failed:\n{done.stderr[-3000:]}")
+    return json.loads(out.read_text() if out else done.stdout.strip().splitlines()[-1])
+
+
+def jersey_fit(args, *flags: str, steps: int | None = None) -> dict:
+    """`jersey-cls fit` on the embedded set with BenchProbe appended; timing covers training steps only."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        limit = ["--trainer.max_steps", str(steps or args.steps), "--trainer.num_sanity_val_steps", "0"]
+        command = ["jersey-cls", "fit", "--config", BASE, "--trainer.default_root_dir", run_dir,
+                   "--trainer.callbacks+=probe.BenchProbe",
+                   *(limit if steps != 0 else []), *flags]  # fmt: skip
+        return run(command, Path(run_dir) / "bench.json")
+
+
+def plain(args, mode: str) -> dict:
+    command = [sys.executable, str(BENCH / "plain_loop.py"), mode, "--steps", str(args.steps)]
+    return run(command)
+
+
+def images_per_second(result: dict) -> float:
+    return result["images"] / result["seconds"]
+
+
+def interleaved(contenders: dict, repeats: int, measure=images_per_second) -> dict[str, float]:
+    """Median of ``measure`` for each contender, run in turn ``repeats`` times."""
+    samples = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, contender in contenders.items():
+            samples[name].append(measure(contender()))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def wall_seconds(command: list[str]):
+    def measure() -> dict:
+        started = time.perf_counter()
+        subprocess.run(command, capture_output=True, env=ENV, check=True)
+        return {"seconds": time.perf_counter() - started}
+
+    return measure
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n{title}")
+    for name, value in rows:
+        print(f"  {name:<52} {value}")
+
+
+def bench_fit(args) -> None:
+    rates = interleaved(
+        {
+            "plain": lambda: plain(args, "train"),
+            "jersey": lambda: jersey_fit(args, "--ema.enabled", "false"),
+            "jersey_ema": lambda: jersey_fit(args),
+            "jersey_nhwc": lambda: jersey_fit(args, "--ema.enabled", "false", "--model.channels_last", "true"),
+            "jersey_compiled": lambda: jersey_fit(args, "--ema.enabled", "false", "--model.compile", "true"),
+        },
+        args.repeats,
+    )
+    report(
+        "fit throughput, images/s (resnet18, 64 px, batch 64, 2 workers; training steps only)",
+        [
+            ("plain PyTorch loop", f"{rates['plain']:.1f}"),
+            ("jersey-cls fit, EMA off", f"{rates['jersey']:.1f}"),
+            ("jersey-cls fit, default (EMA on)", f"{rates['jersey_ema']:.1f}"),
+            ("ratio jersey-cls / plain (target >= 0.95)", f"{rates['jersey'] / rates['plain']:.3f}"),
+            ("ratio jersey-cls with EMA / plain", f"{rates['jersey_ema'] / rates['plain']:.3f}"),
+            ("jersey-cls fit, EMA off, --model.channels_last true", f"{rates['jersey_nhwc']:.1f}"),
+            ("ratio channels_last / default layout", f"{rates['jersey_nhwc'] / rates['jersey']:.3f}"),
+            ("jersey-cls fit, EMA off, --model.compile true", f"{rates['jersey_compiled']:.1f}"),
+            ("ratio compiled / eager (compile time excluded)", f"{rates['jersey_compiled'] / rates['jersey']:.3f}"),
+        ],
+    )
+
+
+def bench_data(args) -> None:
+    rates = interleaved({"loader": lambda: plain(args, "loader"), "model": lambda: plain(args, "model")}, args.repeats)
+    decode, augment = per_crop_milliseconds(args)
+    report(
+        "data pipeline vs model, images/s (the train loader alone; training steps on a batch in memory)",
+        [
+            ("JerseyDataModule train loader, 2 workers", f"{rates['loader']:.1f}"),
+            ("model training steps", f"{rates['model']:.1f}"),
+            ("ratio loader / model (target >= 2)", f"{rates['loader'] / rates['model']:.2f}"),
+            ("per crop, one process: decode (ms)", f"{decode:.2f}"),
+            ("per crop, one process: train augmentation (ms)", f"{augment:.2f}"),
+        ],
+    )
+
+
+def per_crop_milliseconds(args, crops: int = 300) -> tuple[float, float]:
+    """What a decode cache could save: decoding a crop against augmenting it, single-threaded."""
+    import torch
+
+    from jersey_cls.data import JerseyDataModule
+    from jersey_cls.data.images import load_rgb
+
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    data = JerseyDataModule(image_size=args.image_size, num_workers=0)
+    dataset = data.train_dataloader().dataset
+    paths = [path for path, _ in dataset.samples[:crops]]
+    started = time.perf_counter()
+    images = [load_rgb(path) for path in paths]
+    decoded = time.perf_counter()
+    for image in images:
+        dataset.transform(image)
+    augmented = time.perf_counter()
+    return 1000 * (decoded - started) / len(paths), 1000 * (augmented - decoded) / len(paths)
+
+
+def bench_startup(args) -> None:
+    seconds = interleaved(
+        {
+            "import": wall_seconds([sys.executable, "-c", "import lightning.pytorch"]),
+            "help": wall_seconds(["jersey-cls", "--help"]),
+            "print_config": wall_seconds(["jersey-cls", "fit", "--config", BASE, "--print_config"]),
+        },
+        args.repeats + 2,
+        measure=lambda result: result["seconds"],
+    )
+    report(
+        "start-up, seconds",
+        [
+            ('python -c "import lightning.pytorch"', f"{seconds['import']:.2f}"),
+            ("jersey-cls --help", f"{seconds['help']:.2f}"),
+            ("jersey-cls fit --config base.yaml --print_config", f"{seconds['print_config']:.2f}"),
+            ("ratio --help / import lightning (target <= 1.5)", f"{seconds['help'] / seconds['import']:.2f}"),
+            ("ratio --print_config / import lightning", f"{seconds['print_config'] / seconds['import']:.2f}"),
+        ],
+    )
+
+
+def bench_inference(args) -> None:
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from jersey_cls.data.synthetic import DEFAULT_NUMBERS
+    from jersey_cls.export import export_onnx
+    from jersey_cls.model import JerseyClassifier
+
+    torch.set_num_threads(os.cpu_count())
+    model = JerseyClassifier(DEFAULT_NUMBERS, backbone="resnet18").eval()
+    crops = torch.randint(0, 256, (8, 3, args.image_size, args.image_size), dtype=torch.uint8)
+    rows = []
+    with tempfile.TemporaryDirectory() as out:
+        export = export_onnx(model, crops, Path(out), args.image_size)
+        session = onnxruntime.InferenceSession(export["onnx_path"], providers=["CPUExecutionProvider"])
+        mean, std = model.mean, model.std
+        for batch_size in (1, 64):
+            images = torch.randint(0, 256, (batch_size, 3, args.image_size, args.image_size), dtype=torch.uint8)
+            normalised = ((images.float() - mean) / std).numpy().astype(np.float32)
+            calls = max(3, 256 // batch_size)
+
+            def eager(images=images, calls=calls):
+                with torch.inference_mode():
+                    started = time.perf_counter()
+                    for _ in range(calls):
+                        model(images)
+                    return {"images": calls * len(images), "seconds": time.perf_counter() - started}
+
+            def ort(normalised=normalised, calls=calls):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    session.run(None, {"images": normalised})
+                return {"images": calls * len(normalised), "seconds": time.perf_counter() - started}
+
+            eager(), ort()  # warm-up
+            rates = interleaved({"eager": eager, "ort": ort}, args.repeats + 2)
+            rows += [
+                (f"batch {batch_size}: PyTorch eager", f"{rates['eager']:.1f}"),
+                (f"batch {batch_size}: ONNX Runtime", f"{rates['ort']:.1f}"),
+                (f"batch {batch_size}: ratio ONNX Runtime / eager", f"{rates['ort'] / rates['eager']:.2f}"),
+            ]
+    report(f"inference, images/s (resnet18, {args.image_size} px, CPU)", rows)
+
+
+def bench_memory(args) -> None:
+    result = jersey_fit(args, "--trainer.max_epochs", str(args.memory_epochs), steps=0)
+    epochs = result["epoch_rss_mb"]
+    growth = epochs[-1]["main"] - epochs[1]["main"]
+    report(
+        f"memory, MB (jersey-cls fit at the defaults of base.yaml, {args.memory_epochs} epochs)",
+        [
+            ("peak RSS, main process", f"{result['peak_rss_mb']:.0f}"),
+            ("RSS per epoch end, main", " ".join(f"{e['main']:.0f}" for e in epochs)),
+            ("PSS per epoch end, data workers (sum)", " ".join(f"{e['workers']:.0f}" for e in epochs)),
+            ("growth, main, epoch 2 to last", f"{growth:+.0f}"),
+        ],
+    )
+
+
+SECTIONS = {"startup": bench_startup, "fit": bench_fit, "data": bench_data, "inference": bench_inference,
+            "memory": bench_memory}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sections", nargs="*", help=f"some of {', '.join(SECTIONS)}; default: all")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per contender")
+    parser.add_argument("--steps", type=int, default=25, help="training steps per fit measurement")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--memory-epochs", type=int, default=5)
+    args = parser.parse_args()
+    if unknown := set(args.sections) - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    print(f"jersey-cls bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {args.repeats} repeats")
+    for name in args.sections or SECTIONS:
+        SECTIONS[name](args)
+
+
+if __name__ == "__main__":
+    main()
