@@ -223,10 +223,12 @@ class JerseyDataModule(pl.LightningDataModule):
             return {}
         epochs = self.trainer.fit_loop.epoch_progress.current
         batches = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        if epochs.processed == epochs.started:  # between epochs: Lightning starts the next one afresh
+        # Between epochs Lightning starts the next one afresh. Within one it resumes after the last batch that
+        # finished its optimizer step (saved on_train_batch_end or on SIGTERM), as counted here.
+        if epochs.processed == epochs.started:
             done = 0
-        else:  # a batch past its optimizer step is done (saved on_train_batch_end or on SIGTERM); Lightning
-            done = batches.processed if batches.processed == batches.started else batches.completed  # resumes after it
+        else:
+            done = batches.processed if batches.processed == batches.started else batches.completed
         return {"epoch": epochs.processed, "batches_done": done}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -281,7 +283,7 @@ class JerseyDataModule(pl.LightningDataModule):
             )
         else:
             transform = eval_transform(hp.image_size)
-        # Under DDP (configs/ddp.yaml sets use_distributed_sampler false) each rank reads its own share.
+        # Under DDP each rank reads its own share (base.yaml sets use_distributed_sampler false: no second split).
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler, seed = range(rank, len(samples), world_size), None  # evaluation: every sample once, no padding
         if train:
