@@ -14,9 +14,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 
 
-def rss_mb(pid: int | str = "self") -> float:
-    """Resident memory now, from /proc (Linux)."""
-    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+def rss_mb() -> float:
+    """Resident memory of this process now, from /proc (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 

@@ -83,6 +83,15 @@ def test_epoch_sampler_order_depends_on_seed_and_epoch_only_and_resumes_mid_epoc
     assert list(EpochSampler(10, seed=8)) != epoch_0
 
 
+def test_epoch_sampler_gives_each_ddp_rank_an_equal_disjoint_share_of_one_order():
+    whole = list(EpochSampler(11, seed=7))
+    ranks = [list(EpochSampler(11, seed=7, rank=rank, world_size=2)) for rank in (0, 1)]
+    assert [len(share) for share in ranks] == [5, 5]  # equal counts, so no rank waits on another
+    assert sorted(ranks[0] + ranks[1]) == sorted(whole[:10]) and not set(ranks[0]) & set(ranks[1])
+    resumed = EpochSampler(11, seed=7, skip=2, rank=1, world_size=2)  # rank 1 had trained on 2 samples
+    assert list(resumed) == ranks[1][2:]
+
+
 def test_train_transform_never_flips(jsonl_root):
     data = JerseyDataModule(data_root=str(jsonl_root), num_workers=0)
     transform = data.train_dataloader().dataset.transform

@@ -44,7 +44,7 @@ class EpochSampler(Sampler[tuple[int, int, int]]):
             order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.multinomial(self.weights, self.size, replacement=True, generator=generator)
+        order = order.tolist()
+        positions = range(self.rank, len(self) * self.world_size, self.world_size)
         start = self.skip if self.epoch == self.resume_epoch else 0
-        return iter(
-            [(self.epoch, position, index) for position, index in enumerate(order.tolist()) if position >= start]
-        )
+        return iter([(self.epoch, position, order[position]) for position in positions[start:]])
