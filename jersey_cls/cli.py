@@ -156,6 +156,7 @@ class JerseyCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.class_weights", apply_on="instantiate")
+        parser.link_arguments("model.head", "data.all_numbers", compute_fn=lambda head: head == "digits")
         # Own sections rather than trainer.callbacks entries, so --ema.enabled false,
         # --last_checkpoint.every_n_minutes 5 and --predictions.format jsonl work as flags
         # (list items cannot be addressed from the command line).
@@ -187,6 +188,7 @@ class JerseyCLI(LightningCLI):
         if subcommand == "fit":
             meaning = {  # what a checkpoint's weights mean; other keys (max_epochs, lr, ...) may change
                 "model.backbone": (model_hparams["backbone"], config.model.backbone),
+                "model.head": (model_hparams.get("head", "classes"), config.model.head),
                 "data.image_size": (data_hparams.get("image_size", config.data.image_size), config.data.image_size),
             }
             changed = [f"  {key}: checkpoint {a!r}, config {b!r}" for key, (a, b) in meaning.items() if a != b]

@@ -2,6 +2,7 @@
 
 import difflib
 import math
+from typing import Literal
 
 import lightning.pytorch as pl
 import timm
@@ -14,6 +15,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from jersey_cls.errors import JerseyInputError
+from jersey_cls.numbers import NO_TENS, digits, is_legal
 from jersey_cls.seeds import derive_seed, reseed_global_rngs, run_seed
 
 
@@ -50,6 +52,7 @@ class JerseyClassifier(pl.LightningModule):
         self,
         class_names: list[str],
         backbone: str = "resnet18",
+        head: Literal["classes", "digits"] = "classes",
         pretrained: bool = False,
         drop_rate: float = 0.0,
         channels_last: bool = False,
@@ -66,6 +69,9 @@ class JerseyClassifier(pl.LightningModule):
         Args:
             class_names: Labels in class-index order; linked from the data, stored in checkpoints.
             backbone: Any timm model name, e.g. resnet18 or resnet50.
+            head: "classes": one output per number seen in train. "digits": also tens (or none) and units
+                outputs, trained together with the whole-number output; it reads any of the 101 legal numbers,
+                those absent from train included, by the likeliest (tens, units) pair.
             pretrained: Start from timm's ImageNet weights (needs them downloaded or cached).
             drop_rate: Dropout before the classifier head (timm's drop_rate).
             channels_last: Weights and inputs in NHWC memory layout, the layout GPU tensor cores run fastest.
@@ -81,7 +87,20 @@ class JerseyClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
-        self.net = create_backbone(backbone, pretrained, num_classes, drop_rate)
+        # The digit outputs are extra units of timm's own classifier: any backbone, export and EMA work as they are.
+        digit_outputs = NO_TENS + 1 + 10 if head == "digits" else 0
+        self.net = create_backbone(backbone, pretrained, num_classes + digit_outputs, drop_rate)
+        if head == "digits":
+            not_numbers = [name for name in self.class_names if not is_legal(name)]
+            if not_numbers:
+                raise JerseyInputError(
+                    f"--model.head digits reads the numbers 0-99 and 00, and the class list has other labels: "
+                    f"{not_numbers[:10]}. Relabel or drop them, or use --model.head classes."
+                )
+            tens, units = zip(*(digits(name) for name in self.class_names), strict=True)
+            self.register_buffer("class_tens", torch.tensor(tens), persistent=False)
+            self.register_buffer("class_units", torch.tensor(units), persistent=False)
+            self.val_classes_head = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         data_config = timm.data.resolve_model_data_config(self.net)
@@ -99,18 +118,35 @@ class JerseyClassifier(pl.LightningModule):
         if self.hparams.compile:
             self.net.compile()
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch of RGB crops with values 0-255 (uint8 or float), shape (N, 3, H, W)."""
+    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(class logits, label scores, digit logits or None): the whole-number head's logits, the scores the
+        model answers with (those same logits, or with the digits head the log-likelihood of each class's
+        (tens, units) pair), and the raw (tens, units) logits."""
         images = images.contiguous(memory_format=self.memory_format)
-        return self.net((images.float() - self.mean) / self.std)
+        logits = self.net((images.float() - self.mean) / self.std)
+        if self.hparams.head == "classes":
+            return logits, logits, None
+        num_classes = len(self.class_names)
+        class_logits, tens, units = logits.split([num_classes, NO_TENS + 1, 10], dim=1)
+        scores = tens.log_softmax(dim=1)[:, self.class_tens] + units.log_softmax(dim=1)[:, self.class_units]
+        return class_logits, scores, logits[:, num_classes:]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class scores (logits) for a batch of RGB crops with values 0-255 (uint8 or float), shape (N, 3, H, W)."""
+        return self.outputs(images)[1]
 
     def shared_step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Loss and logits of one batch, with the stage's metrics updated and logged."""
         if batch is None:  # every image of the batch failed to decode
             return None
         images, targets = batch["image"], batch["target"]
-        logits = self(images)
-        loss = F.cross_entropy(logits, targets, weight=self.loss_weights, label_smoothing=self.hparams.label_smoothing)
+        class_logits, logits, digit_logits = self.outputs(images)
+        smoothing = self.hparams.label_smoothing
+        loss = F.cross_entropy(class_logits, targets, weight=self.loss_weights, label_smoothing=smoothing)
+        if digit_logits is not None:  # whole-number and digit losses together, as in Vats et al. 2021
+            tens, units = digit_logits.split([NO_TENS + 1, 10], dim=1)
+            loss = loss + F.cross_entropy(tens, self.class_tens[targets], label_smoothing=smoothing)
+            loss = loss + F.cross_entropy(units, self.class_units[targets], label_smoothing=smoothing)
         batch_size = len(targets)
         if stage == "train":
             self.train_loss.update(loss.detach(), batch_size)
@@ -122,6 +158,9 @@ class JerseyClassifier(pl.LightningModule):
             metrics.update(logits, targets)
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
             self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
+            if digit_logits is not None and stage == "val":  # both heads, side by side, on the same crops
+                self.val_classes_head.update(class_logits, targets)
+                self.log("val/classes_head_acc_top1", self.val_classes_head, on_epoch=True, batch_size=batch_size)
         return loss, logits
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jersey_cls.data.synthetic import render_crop
+from jersey_cls.data.synthetic import Look, render_crop
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 LABELS = ["0", "00", "7", "23"]
@@ -26,7 +26,7 @@ def isolated(tmp_path, monkeypatch):
 
 def write_crop(path: Path, label: str, seed: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    render_crop(label, random.Random(seed), size=48).save(path)
+    render_crop(label, random.Random(seed), Look(size=48)).save(path)
 
 
 @pytest.fixture

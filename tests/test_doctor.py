@@ -22,7 +22,7 @@ FAULTS = {
     "empty label": 1,
     "image listed with different labels": 1,
     "val image identical to a train image (leakage)": 1,
-    "val label absent from train (not scored)": 1,
+    "val label absent from train (the classes head cannot score it)": 1,
 }
 
 

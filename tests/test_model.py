@@ -3,6 +3,7 @@ import torch
 
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.model import JerseyClassifier
+from jersey_cls.numbers import LEGAL_NUMBERS
 
 
 def test_unknown_backbone_suggests_close_timm_names():
@@ -10,8 +11,10 @@ def test_unknown_backbone_suggests_close_timm_names():
         JerseyClassifier(class_names=["0", "00"], backbone="resnet181")
 
 
-def test_unavailable_pretrained_weights_name_the_fix():
-    # HF_HUB_OFFLINE=1 (set for every test) makes the hub answer at once that nothing is cached.
+def test_unavailable_pretrained_weights_name_the_fix(monkeypatch):
+    # Offline, the hub answers at once that nothing is cached. The hub reads HF_HUB_OFFLINE (set for every
+    # test) when first imported, which may be before this test: without this line it waits on the network.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(JerseyInputError, match="--model.pretrained false"):
         JerseyClassifier(class_names=["0", "00"], backbone="test_resnet", pretrained=True)
 
@@ -33,3 +36,48 @@ def test_channels_last_changes_the_memory_layout_not_the_logits():
     crops = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
         assert torch.allclose(plain(crops), nhwc(crops), atol=1e-5)
+
+
+def digits_model_answering(tens: int, units: int) -> JerseyClassifier:
+    """A digits-head model whose network always outputs these digits and the whole-number head's class "7"."""
+    model = JerseyClassifier(LEGAL_NUMBERS, backbone="test_resnet", head="digits").eval()
+    classes, no_tens = len(LEGAL_NUMBERS), 10
+
+    def fixed_logits(images: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(len(images), classes + no_tens + 1 + 10)
+        logits[:, LEGAL_NUMBERS.index("7")] = 20.0
+        logits[:, classes + tens] = 10.0
+        logits[:, classes + no_tens + 1 + units] = 10.0
+        return logits
+
+    model.net.forward = fixed_logits
+    return model
+
+
+@pytest.mark.parametrize(("tens", "units", "number"), [(10, 0, "0"), (0, 0, "00"), (10, 7, "7"), (4, 7, "47")])
+def test_digits_head_reads_numbers_from_their_digits_and_keeps_0_and_00_apart(tens, units, number):
+    model = digits_model_answering(tens, units)
+    scores = model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    assert scores.shape == (2, len(LEGAL_NUMBERS))
+    assert [LEGAL_NUMBERS[i] for i in scores.argmax(1)] == [number, number]
+    assert torch.all(scores.exp().sum(1) <= 1 + 1e-6)  # log-probabilities of the legal (tens, units) pairs
+
+
+def test_digits_head_loss_counts_the_whole_number_and_both_digits():
+    model = digits_model_answering(4, 7)  # whole-number head says "7" by 20 logits, digit heads 4 and 7 by 10
+    model.hparams.label_smoothing = 0.0
+    model.log = model.log_dict = lambda *args, **kwargs: None
+
+    def loss_for(label: str) -> float:
+        target = torch.tensor([LEGAL_NUMBERS.index(label)])
+        batch = {"image": torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "target": target}
+        return float(model.shared_step(batch, "val")[0])
+
+    assert loss_for("7") == pytest.approx(10, abs=0.5)  # the tens head is wrong ("4", not none)
+    assert loss_for("47") == pytest.approx(20, abs=0.5)  # the whole-number head is wrong
+    assert loss_for("17") == pytest.approx(30, abs=0.5)  # both are
+
+
+def test_digits_head_refuses_labels_that_are_not_numbers():
+    with pytest.raises(JerseyInputError, match=r"--model.head digits .* \['A'\]"):
+        JerseyClassifier(["7", "A"], backbone="test_resnet", head="digits")

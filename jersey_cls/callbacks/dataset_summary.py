@@ -39,7 +39,7 @@ class DatasetSummary(pl.Callback):
                 caption.append(f"missing from {name}: {' '.join(missing)}")
         for name, extra in summary["not_in_train"].items():
             if extra:
-                caption.append(f"in {name} but not train (not scored): {' '.join(extra)}")
+                caption.append(f"in {name} but not train (the classes head cannot score them): {' '.join(extra)}")
         table = Table(
             title=f"dataset: {summary['classes']} classes; images: {images}",
             caption="\n".join(caption),

@@ -19,6 +19,7 @@ from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.data.synthetic import default_cache_dir, embedded_dataset
 from jersey_cls.data.transforms import eval_transform, train_transform
 from jersey_cls.errors import JerseyInputError
+from jersey_cls.numbers import LEGAL_NUMBERS, is_legal
 from jersey_cls.seeds import derive_seed, run_seed
 
 
@@ -110,6 +111,7 @@ class JerseyDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         strict: bool = False,
         class_names: list[str] | None = None,
+        all_numbers: bool = False,
         predict_path: str | None = None,
     ) -> None:
         """Jersey-number crops in Roboflow JSONL or ImageFolder layout.
@@ -133,6 +135,8 @@ class JerseyDataModule(pl.LightningDataModule):
             strict: Refuse to train when the data doctor finds any problem, instead of skipping bad samples.
             class_names: Fixed class list in index order. None derives it from train; with --ckpt_path, validate,
                 test and predict take it from the checkpoint.
+            all_numbers: Class list = the 101 legal numbers (0-99 and 00), those absent from train included; every
+                label must be one of them. Set by --model.head digits.
             predict_path: What `predict` reads: a folder of images, a JSONL or ImageFolder split folder, or a text
                 file of image paths. None predicts on the test split (or val). When set, data_root is not read.
         """
@@ -185,6 +189,14 @@ class JerseyDataModule(pl.LightningDataModule):
         self.predict_inputs = [(path, label) for path, label in split_for_predict.samples]
 
         counts = Counter(label for _, label in train.samples)
+        if all_numbers and not class_names:
+            not_numbers = sorted((label for label in counts if not is_legal(label)), key=label_sort_key)
+            if not_numbers:
+                raise JerseyInputError(
+                    f"{train.root}: --model.head digits reads the numbers 0-99 and 00, and train has other labels: "
+                    f"{not_numbers[:10]}. Relabel or remove those images, or use --model.head classes."
+                )
+            class_names = LEGAL_NUMBERS
         self.class_names: list[str] = list(class_names) if class_names else sorted(counts, key=label_sort_key)
         # Inverse frequency, scaled to mean 1 so the loss scale matches the unweighted loss.
         total, num_classes = sum(counts.values()), len(self.class_names)

@@ -100,7 +100,8 @@ def examine(splits: dict[str, Split], cache_dir: Path, workers: int) -> tuple[di
                 findings[f"{name} image identical to a train image (leakage)"].append(f"{path} == {twin}")
                 leaking.add(path)
             if label not in train_labels:
-                findings[f"{name} label absent from train (not scored)"].append(f"{path}: {label!r}")
+                kind = f"{name} label absent from train (the classes head cannot score it)"
+                findings[kind].append(f"{path}: {label!r}")
     report = {kind: {"count": len(items), "examples": items[:EXAMPLES]} for kind, items in sorted(findings.items())}
     return report, bad, leaking
 

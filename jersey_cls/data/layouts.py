@@ -3,7 +3,8 @@
 Layouts:
 - Roboflow JSONL: ``<split>/**/*.jsonl`` with lines ``{"image": ..., "suffix": "23"}``; every
   ``.jsonl`` under a split is read together, image paths are relative to their ``.jsonl`` file.
-- ImageFolder: ``<split>/<label>/<image>``.
+- ImageFolder: ``<split>/<label>/<image>``; a sub-folder with a ``.jsonl`` in it (``<split>/synthetic/``) is
+  read as JSONL, so rendered top-ups sit next to real data in either layout.
 """
 
 import json
@@ -47,16 +48,26 @@ def find_split_dir(data_root: Path, split: str) -> Path | None:
 def read_split(data_root: Path, split: str) -> Split | None:
     """Read one split; ``None`` when the split folder does not exist."""
     split_dir = find_split_dir(data_root, split)
-    if split_dir is None:
-        return None
-    jsonl_files = sorted(split_dir.rglob("*.jsonl"))
-    if jsonl_files:
+    return None if split_dir is None else read_split_dir(split_dir, split)
+
+
+def read_split_dir(split_dir: Path, split: str) -> Split:
+    """Read the split folder ``split_dir`` in whichever layout it has."""
+    if any(split_dir.glob("*.jsonl")):  # a Roboflow export: every .jsonl under the split is read
         result = Split(split, split_dir, "jsonl", [])
-        for jsonl_file in jsonl_files:
+        for jsonl_file in sorted(split_dir.rglob("*.jsonl")):
             _read_jsonl(jsonl_file, result)
-    elif any(child.is_dir() for child in split_dir.iterdir()):
-        result = Split(split, split_dir, "imagefolder", [])
-        _read_imagefolder(split_dir, result)
+    elif label_dirs := sorted(child for child in split_dir.iterdir() if child.is_dir()):
+        # ImageFolder; a sub-folder holding a .jsonl (such as synthetic/ from jersey-cls-synth) is read as JSONL.
+        jsonl_parts = {d: sorted(d.rglob("*.jsonl")) for d in label_dirs}
+        folders, jsonl = not all(jsonl_parts.values()), any(jsonl_parts.values())
+        layout = "imagefolder+jsonl" if folders and jsonl else "jsonl" if jsonl else "imagefolder"
+        result = Split(split, split_dir, layout, [])
+        for label_dir, jsonl_files in jsonl_parts.items():
+            for jsonl_file in jsonl_files:
+                _read_jsonl(jsonl_file, result)
+            if not jsonl_files:
+                _read_imagefolder(label_dir, result)
     else:
         raise JerseyInputError(
             f"{split_dir} is neither a Roboflow JSONL split (no *.jsonl file under it) nor an ImageFolder split "
@@ -94,14 +105,13 @@ def _read_jsonl(jsonl_file: Path, split: Split) -> None:
         split.samples.append((str(image_path), label))
 
 
-def _read_imagefolder(split_dir: Path, split: Split) -> None:
-    for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-        for path in sorted(label_dir.rglob("*")):
-            if path.is_file():
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    split.samples.append((str(path), label_dir.name))
-                else:
-                    split.skip("not an image file", str(path))
+def _read_imagefolder(label_dir: Path, split: Split) -> None:
+    for path in sorted(label_dir.rglob("*")):
+        if path.is_file():
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                split.samples.append((str(path), label_dir.name))
+            else:
+                split.skip("not an image file", str(path))
 
 
 def _drop_conflicting_labels(split: Split) -> list[tuple[str, str]]:
