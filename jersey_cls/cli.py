@@ -91,7 +91,7 @@ def stop_after_this_step(trainer, signum, frame) -> None:
     """First Ctrl-C: Lightning's SIGTERM path, so the step finishes, last.ckpt is saved and the resume is exact."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     FIT["stopped_by"] = "Ctrl-C"
-    trainer._signal_connector.received_sigterm = True
+    trainer._signal_connector.request_stop()
     print(
         "\njersey-cls: Ctrl-C: stopping after this step and saving last.ckpt. "
         "Ctrl-C again aborts at once (last.ckpt then keeps its previous save).",
@@ -234,9 +234,9 @@ class JerseyCLI(LightningCLI):
             found = [p for cb in self.trainer.checkpoint_callbacks for p in cb._find_last_checkpoints(self.trainer)]
             if found:
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-                print(f"jersey-cls: resuming from {max(found, key=lambda p: Path(p).stat().st_mtime)}")
+                say(f"jersey-cls: resuming from {max(found, key=lambda p: Path(p).stat().st_mtime)}")
             else:
-                print(f"jersey-cls: no checkpoint under {self.trainer.default_root_dir}; starting a new run")
+                say(f"jersey-cls: no checkpoint under {self.trainer.default_root_dir}; starting a new run")
 
     def before_validate(self) -> None:
         start_wandb_or_continue_without(self.trainer)
@@ -245,16 +245,18 @@ class JerseyCLI(LightningCLI):
         start_wandb_or_continue_without(self.trainer)
 
 
+@rank_zero_only  # said once, by rank 0, under DDP
+def say(message: str, file=None) -> None:
+    print(message, file=file or sys.stdout, flush=True)
+
+
 def print_resume_hint(args: list[str] | None, reason: str) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     if "--ckpt_path" in argv:
         i = argv.index("--ckpt_path")
         del argv[i : i + 2]
     command = shlex.join(["jersey-cls", *argv, "--ckpt_path", "last"])
-    print(
-        f"jersey-cls: stopped by {reason}; last.ckpt holds the latest step. Resume with:\n  {command}",
-        file=sys.stderr,
-    )
+    say(f"jersey-cls: stopped by {reason}; last.ckpt holds the latest step. Resume with:\n  {command}", sys.stderr)
 
 
 def main(args: list[str] | None = None) -> None:

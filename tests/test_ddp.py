@@ -3,7 +3,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -13,13 +15,16 @@ from .conftest import CONFIGS, eval_args, fit_args, printed_metric
 LAST = Path("runs/jersey/checkpoints/last.ckpt")
 
 
-def ddp_fit(data_root: Path, epochs: int, *extra: str) -> subprocess.CompletedProcess:
+def ddp_command(data_root: Path, epochs: int, *extra: str) -> list[str]:
     """Two CPU processes over gloo, launched by Lightning from the real `jersey-cls fit` command."""
     ddp = ["--config", str(CONFIGS / "ddp.yaml"), "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
     ddp += ["--trainer.sync_batchnorm", "false"]  # SyncBatchNorm needs GPUs
-    args = fit_args(data_root, *ddp, "--ckpt_path", "last", *extra, epochs=epochs)
+    return ["jersey-cls", *fit_args(data_root, *ddp, "--ckpt_path", "last", *extra, epochs=epochs)]
+
+
+def ddp_fit(data_root: Path, epochs: int, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    done = subprocess.run(["jersey-cls", *args], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(ddp_command(data_root, epochs, *extra), capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     return done
 
@@ -55,3 +60,28 @@ def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root):
     ddp_fit(jsonl_root, 3)
     resumed = torch.load(LAST, map_location="cpu", weights_only=True)
     assert resumed["epoch"] == 2 and resumed["global_step"] == 6  # one more epoch, not a restart
+
+
+def test_sigterm_to_one_ddp_rank_stops_both_after_the_same_step(jsonl_root, tmp_path):
+    # Under torchrun or SLURM each rank gets the signal at its own moment. Rank 1 alone is the hardest case:
+    # rank 0 never hears of it but through the ranks' agreement.
+    with open(tmp_path / "ddp.log", "w") as log:
+        launcher = subprocess.Popen(
+            ddp_command(jsonl_root, 200), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while not LAST.exists() and launcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        first_save = torch.load(LAST, map_location="cpu", weights_only=True)["global_step"]
+        rank1 = int(Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()[0])
+        os.kill(rank1, signal.SIGTERM)
+        code = launcher.wait(timeout=120)  # a hang fails here
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    output = (tmp_path / "ddp.log").read_text()
+    assert code == 143, output[-3000:]
+    assert "Resume with:" in output
+    stopped = torch.load(LAST, map_location="cpu", weights_only=True)
+    assert first_save <= stopped["global_step"] < 400  # saved on the way out, long before the 200 epochs

@@ -8,6 +8,14 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from jersey_cls.errors import TrainingDiverged
 
 
+def agree_on_stop(trainer) -> None:
+    """Under DDP, stop requests take effect here, on all ranks at once (see jersey_cls.trainer.StopRequests).
+    Checkpoint callbacks run after all others, so every callback has finished its step before this."""
+    agree = getattr(trainer._signal_connector, "agree", None)  # absent on a plain Lightning Trainer
+    if agree is not None:
+        agree()
+
+
 class LastCheckpoint(ModelCheckpoint):
     def __init__(
         self,
@@ -49,6 +57,7 @@ class LastCheckpoint(ModelCheckpoint):
             super().on_exception(trainer, pl_module, exception)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        agree_on_stop(trainer)
         # The epoch-end save follows the last batch, with the epoch's validation results in it.
         if batch_idx + 1 < trainer.num_training_batches:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
@@ -69,6 +78,7 @@ class LastCheckpoint(ModelCheckpoint):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         self._act_on_deferred_sigterm(trainer)
+        agree_on_stop(trainer)  # a request that came during the epoch-end validation (DDP)
 
     def _act_on_deferred_sigterm(self, trainer) -> None:
         if self._sigterm_deferred:
