@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from jersey_cls.data import JerseyDataModule
-from jersey_cls.data.datamodule import CropDataset, collate_readable
+from jersey_cls.data.datamodule import CropDataset, JerseyDataModule, collate_readable
 from jersey_cls.data.transforms import train_transform
 
 

@@ -117,7 +117,7 @@ def per_crop_milliseconds(args, crops: int = 300) -> tuple[float, float]:
     """What a decode cache could save: decoding a crop against augmenting it, single-threaded."""
     import torch
 
-    from jersey_cls.data import JerseyDataModule
+    from jersey_cls.data.datamodule import JerseyDataModule
     from jersey_cls.data.images import load_rgb
 
     torch.set_num_threads(1)  # as in a DataLoader worker

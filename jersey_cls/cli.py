@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from jersey_cls.callbacks import EMA, LastCheckpoint, PredictionWriter
-from jersey_cls.data import JerseyDataModule
+from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.errors import JerseyInputError, TrainingDiverged
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.trainer import JerseyTrainer

@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from jersey_cls.cli import JerseyCLI, main
-from jersey_cls.data import JerseyDataModule
+from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
 
 from .conftest import CONFIGS

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from jersey_cls.data import JerseyDataModule
+from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.layouts import label_sort_key
 from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.data.synthetic import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from jersey_cls.cli import main
-from jersey_cls.data import JerseyDataModule
+from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
 
 from .conftest import CONFIGS, LABELS, eval_args, fit_args, printed_metric

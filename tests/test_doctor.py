@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from jersey_cls.cli import main
-from jersey_cls.data import JerseyDataModule, doctor
+from jersey_cls.data import doctor
+from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.images import load_rgb
 
 from .conftest import fit_args

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from jersey_cls.cli import main as jersey_cls
-from jersey_cls.data import JerseyDataModule
+from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.synthetic import Look, render_crop
 from jersey_cls.numbers import LEGAL_NUMBERS
 from jersey_cls.synth import main as synth

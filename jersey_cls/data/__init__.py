@@ -1,4 +1,2 @@
-from jersey_cls.data import doctor
-from jersey_cls.data.datamodule import JerseyDataModule
-
-__all__ = ["JerseyDataModule", "doctor"]
+"""Crops on disk: layouts, the data doctor, the DataModule and the synthetic engine. Import from the modules;
+this package imports nothing, so `jersey-cls-synth` starts without loading Lightning."""
