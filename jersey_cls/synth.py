@@ -6,6 +6,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from PIL import ImageFont
+
 from jersey_cls.data.layouts import label_sort_key, read_split_dir
 from jersey_cls.data.synthetic import Look, contact_sheet, render_set
 from jersey_cls.errors import JerseyInputError
@@ -24,6 +26,26 @@ def parse_numbers(numbers: str) -> list[str]:
             'Give numbers separated by spaces or commas, e.g. --numbers "0 00 7 23", or --numbers all.'
         )
     return list(dict.fromkeys(labels))
+
+
+def check_look(look: Look) -> None:
+    """Every --look.* value usable, so a bad one fails now, not after minutes of rendering."""
+    problems = [f"--look.{name} {getattr(look, name)}: a probability is between 0 and 1"
+                for name in ("outline_p", "shadow_p", "fold_p", "occlusion_p", "motion_blur_p")
+                if not 0 <= getattr(look, name) <= 1]  # fmt: skip
+    if not 0 < look.downscale[0] <= look.downscale[1] <= 1:
+        problems.append(f"--look.downscale {list(look.downscale)}: give [low, high] with 0 < low <= high <= 1")
+    if not 1 <= look.jpeg_quality[0] <= look.jpeg_quality[1] <= 100:
+        problems.append(f"--look.jpeg_quality {list(look.jpeg_quality)}: give [low, high] within 1-100")
+    if look.size < 16:
+        problems.append(f"--look.size {look.size}: too small to draw digits; use 16 or more (96 is the default)")
+    for font in look.fonts:
+        try:
+            ImageFont.truetype(str(Path(font).expanduser()), 12)
+        except OSError as error:
+            problems.append(f"--look.fonts {font}: cannot be read as a TrueType/OpenType font ({error})")
+    if problems:
+        raise JerseyInputError("\n".join(problems))
 
 
 def plan(have: Counter, numbers: list[str], count: int, below: int) -> dict[str, int]:
@@ -61,6 +83,9 @@ def synth(
         look: How crops look.
         sheet: Crops on the contact sheet.
     """
+    if count < 1:
+        raise JerseyInputError(f"--count {count}: give the number of crops each number should end up with (1 or more).")
+    check_look(look)
     if split is None and numbers is None:
         raise JerseyInputError(
             'nothing to render: give --numbers "0 00 7" (with --out), or --split PATH to top up a train split.'
@@ -106,7 +131,7 @@ def main(args: list[str] | None = None) -> None:
     from jsonargparse import auto_cli
 
     try:
-        auto_cli(synth, args=args, as_positional=False)
+        auto_cli(synth, args=args, as_positional=False, prog="jersey-cls-synth")
     except JerseyInputError as error:
         print(f"jersey-cls-synth: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

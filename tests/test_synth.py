@@ -60,8 +60,10 @@ def test_top_up_of_an_imagefolder_split_then_both_read_together_and_the_digits_h
         (["--numbers", "7"], "--out is needed"),
         (["--split", "nowhere"], "--split nowhere: no such folder"),
         (["--numbers", "7", "--out", "."], "already exists and is not empty"),
+        (["--numbers", "7", "--out", "o", "--look.fonts+", "keep.txt"], "--look.fonts keep.txt: cannot be read"),
+        (["--numbers", "7", "--out", "o", "--look.fold_p", "1.5"], "--look.fold_p 1.5: a probability"),
     ],
-    ids=["nothing", "not-a-number", "no-out", "missing-split", "out-not-empty"],
+    ids=["nothing", "not-a-number", "no-out", "missing-split", "out-not-empty", "bad-font", "bad-probability"],
 )
 def test_bad_synth_input_is_a_clear_error(args, message, capsys, tmp_path):
     (tmp_path / "keep.txt").write_text("user file")
