@@ -32,6 +32,7 @@ def jersey_fit(args, *flags: str, steps: int | None = None) -> dict:
     """`jersey-cls fit` on the embedded set with BenchProbe appended; timing covers training steps only."""
     with tempfile.TemporaryDirectory() as run_dir:
         limit = ["--trainer.max_steps", str(steps or args.steps), "--trainer.num_sanity_val_steps", "0"]
+        limit += ["--data.batch_size", str(args.batch_size)]
         command = ["jersey-cls", "fit", "--config", BASE, "--trainer.default_root_dir", run_dir,
                    "--trainer.callbacks+=probe.BenchProbe",
                    *(limit if steps != 0 else []), *flags]  # fmt: skip
@@ -40,6 +41,7 @@ def jersey_fit(args, *flags: str, steps: int | None = None) -> dict:
 
 def plain(args, mode: str) -> dict:
     command = [sys.executable, str(BENCH / "plain_loop.py"), mode, "--steps", str(args.steps)]
+    command += ["--batch-size", str(args.batch_size)]
     return run(command)
 
 
@@ -83,7 +85,7 @@ def bench_fit(args) -> None:
         args.repeats,
     )
     report(
-        "fit throughput, images/s (resnet18, 64 px, batch 64, 2 workers; training steps only)",
+        f"fit throughput, images/s (resnet18, 64 px, batch {args.batch_size}, 2 workers; training steps only)",
         [
             ("plain PyTorch loop", f"{rates['plain']:.1f}"),
             ("jersey-cls fit, EMA off", f"{rates['jersey']:.1f}"),
@@ -225,6 +227,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per contender")
     parser.add_argument("--steps", type=int, default=25, help="training steps per fit measurement")
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="both sides of the fit and data comparisons")
     parser.add_argument("--memory-epochs", type=int, default=5)
     args = parser.parse_args()
     if unknown := set(args.sections) - set(SECTIONS):
