@@ -30,10 +30,13 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--decode-once", action="store_true", help="JerseyDataModule's decode_once")
     args = parser.parse_args()
     torch.manual_seed(0)
 
-    data = JerseyDataModule(image_size=args.image_size, batch_size=args.batch_size, num_workers=args.workers)
+    data = JerseyDataModule(
+        image_size=args.image_size, batch_size=args.batch_size, num_workers=args.workers, decode_once=args.decode_once
+    )
     if args.mode == "loader":
         batches = iter(data.train_dataloader())
         result = timed(lambda: next(batches), args)

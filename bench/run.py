@@ -39,9 +39,9 @@ def jersey_fit(args, *flags: str, steps: int | None = None) -> dict:
         return run(command, Path(run_dir) / "bench.json")
 
 
-def plain(args, mode: str) -> dict:
+def plain(args, mode: str, *flags: str) -> dict:
     command = [sys.executable, str(BENCH / "plain_loop.py"), mode, "--steps", str(args.steps)]
-    command += ["--batch-size", str(args.batch_size)]
+    command += ["--batch-size", str(args.batch_size), *flags]
     return run(command)
 
 
@@ -101,7 +101,12 @@ def bench_fit(args) -> None:
 
 
 def bench_data(args) -> None:
-    rates = interleaved({"loader": lambda: plain(args, "loader"), "model": lambda: plain(args, "model")}, args.repeats)
+    contenders = {
+        "loader": lambda: plain(args, "loader"),
+        "loader_decoded": lambda: plain(args, "loader", "--decode-once"),
+        "model": lambda: plain(args, "model"),
+    }
+    rates = interleaved(contenders, args.repeats)
     decode, augment = per_crop_milliseconds(args)
     report(
         "data pipeline vs model, images/s (the train loader alone; training steps on a batch in memory)",
@@ -109,6 +114,8 @@ def bench_data(args) -> None:
             ("JerseyDataModule train loader, 2 workers", f"{rates['loader']:.1f}"),
             ("model training steps", f"{rates['model']:.1f}"),
             ("ratio loader / model (target >= 2)", f"{rates['loader'] / rates['model']:.2f}"),
+            ("the loader with --data.decode_once true", f"{rates['loader_decoded']:.1f}"),
+            ("ratio decode_once / default", f"{rates['loader_decoded'] / rates['loader']:.3f}"),
             ("per crop, one process: decode (ms)", f"{decode:.2f}"),
             ("per crop, one process: train augmentation (ms)", f"{augment:.2f}"),
         ],

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,3 +135,22 @@ def test_bad_data_root_gets_a_clear_error(tmp_path, make, message):
     make(root)
     with pytest.raises(JerseyInputError, match=message):
         JerseyDataModule(data_root=str(root))
+
+
+def test_decode_once_serves_the_same_crops_without_reading_the_files_again(jsonl_root, monkeypatch):
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")  # as seed_everything sets it: both loaders augment alike
+
+    def loaders(**extra):
+        data = JerseyDataModule(data_root=str(jsonl_root), image_size=32, batch_size=8, num_workers=0, **extra)
+        return data, [data.train_dataloader(), data.val_dataloader()]
+
+    expected = [list(loader) for loader in loaders()[1]]
+    data, decoded = loaders(decode_once=True)
+    for split in data.splits.values():
+        for path, _ in split.samples:
+            Path(path).unlink()
+    for reference, once in zip(expected, decoded, strict=True):
+        served = list(once)
+        assert len(served) == len(reference) > 0
+        assert all(batch is not None for batch in served)
+        assert all(torch.equal(a["image"], b["image"]) for a, b in zip(reference, served, strict=True))

@@ -9,6 +9,7 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
@@ -27,10 +28,17 @@ class CropDataset(Dataset):
     """{"image": uint8 CHW, "target": class index, "index": sample index}; an unreadable image yields ``None``,
     which the collate drops. The index lets a failing batch be traced back to its files."""
 
-    def __init__(self, samples: list[tuple[str, int]], transform: v2.Transform, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        samples: list[tuple[str, int]],
+        transform: v2.Transform,
+        seed: int | None = None,
+        decoded: dict[str, Image.Image] | None = None,
+    ) -> None:
         self.samples = samples
         self.transform = transform
         self.seed = seed
+        self.decoded = decoded or {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -41,7 +49,7 @@ class CropDataset(Dataset):
         epoch, position, index = key if isinstance(key, tuple) else (None, None, key)
         path, target = self.samples[index]
         try:
-            image = load_rgb(path)
+            image = self.decoded[path] if path in self.decoded else load_rgb(path)
             if epoch is not None and self.seed is not None:
                 # The transforms draw from torch's global CPU generator. Reseeding it (not forking it: 70x the
                 # cost) is harmless in the main process too, where the model reseeds it at every step.
@@ -73,6 +81,14 @@ class PredictDataset(Dataset):
             tensor = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
             error = f"{type(failure).__name__}: {failure}"
         return {"image": tensor, "path": path, "label": label or "", "error": error}
+
+
+def decode_or_none(path: str) -> Image.Image | None:
+    """The decoded image, or None for an unreadable one, which the dataset then reports when it is drawn."""
+    try:
+        return load_rgb(path)
+    except (OSError, ValueError):
+        return None
 
 
 @contextlib.contextmanager
@@ -108,6 +124,7 @@ class JerseyDataModule(pl.LightningDataModule):
         noise_sigma: tuple[float, float] = (5.0, 30.0),
         noise_p: float = 0.5,
         erasing_p: float = 0.2,
+        decode_once: bool = False,
         cache_dir: str | None = None,
         strict: bool = False,
         class_names: list[str] | None = None,
@@ -130,6 +147,9 @@ class JerseyDataModule(pl.LightningDataModule):
             noise_sigma: Gaussian noise sigma range on the 0-255 scale.
             noise_p: Probability of Gaussian noise per training crop.
             erasing_p: Probability of random erasing per training crop.
+            decode_once: Decode every image once, when its loader is built, and keep the pixels in RAM (the
+                workers share them) instead of decoding each epoch. Off: decoding is under a tenth of a
+                worker's time per crop (bench/run.py data).
             cache_dir: Cache folder (embedded set, data-doctor results). None: $XDG_CACHE_HOME/jersey-cls or
                 ~/.cache/jersey-cls.
             strict: Refuse to train when the data doctor finds any problem, instead of skipping bad samples.
@@ -148,6 +168,7 @@ class JerseyDataModule(pl.LightningDataModule):
         self.data_report: dict = {}
         self.fixed_class_names = class_names is not None
         self.resume_at = {"epoch": 0, "batches_done": 0}
+        self.decoded: dict[str, Image.Image] = {}
         if predict_path is not None:
             if class_names is None:
                 raise JerseyInputError(
@@ -303,8 +324,12 @@ class JerseyDataModule(pl.LightningDataModule):
             weights = [self.class_weights[target] for _, target in samples] if hp.sampler == "balanced" else None
             epoch, skip = self.resume_at["epoch"], self.resume_at["batches_done"] * hp.batch_size
             sampler = EpochSampler(len(samples), seed, weights, epoch, skip, rank, world_size)
+        if hp.decode_once:  # before the workers start, so they share the pixels
+            for path, _ in samples:
+                if path not in self.decoded and (image := decode_or_none(path)) is not None:
+                    self.decoded[path] = image
         return DataLoader(
-            CropDataset(samples, transform, seed),
+            CropDataset(samples, transform, seed, self.decoded),
             batch_size=hp.batch_size,
             sampler=sampler,
             drop_last=train and len(sampler) > hp.batch_size,
