@@ -75,6 +75,7 @@ def synth(
 
     Args:
         numbers: Numbers to render, separated by spaces or commas ("0 00 7 23"), or "all" for the 101 legal numbers.
+            In a YAML config, quote them (numbers: "0 00 7"): YAML reads a bare 00 as the integer 0.
         count: Crops per number after rendering; with --split the split's own crops count towards it.
         split: A train split folder to top up.
         below: With --split: top up the numbers with fewer crops than this. Default: --count.
