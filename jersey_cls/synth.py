@@ -4,6 +4,7 @@ import re
 import sys
 import time
 from collections import Counter
+from itertools import zip_longest
 from pathlib import Path
 
 from PIL import ImageFont
@@ -37,6 +38,8 @@ def check_look(look: Look) -> None:
         problems.append(f"--look.downscale {list(look.downscale)}: give [low, high] with 0 < low <= high <= 1")
     if not 1 <= look.jpeg_quality[0] <= look.jpeg_quality[1] <= 100:
         problems.append(f"--look.jpeg_quality {list(look.jpeg_quality)}: give [low, high] within 1-100")
+    if not 0 <= look.perspective <= 0.3:
+        problems.append(f"--look.perspective {look.perspective}: give a corner shift between 0 and 0.3 of the side")
     if look.size < 16:
         problems.append(f"--look.size {look.size}: too small to draw digits; use 16 or more (96 is the default)")
     for font in look.fonts:
@@ -116,10 +119,12 @@ def synth(
     for label, n in todo.items():
         print(f"  {label:>3}: {have[label]} -> {have[label] + n}")
     start = time.perf_counter()
-    render_set(out_dir, todo, look, seed)
+    written = render_set(out_dir, todo, look, seed)
+    by_number: dict[str, list[tuple[Path, str]]] = {}
+    for crop in written:
+        by_number.setdefault(crop[1], []).append(crop)
     # Round robin over the numbers, so the sheet shows as many of them as fit.
-    picks = [(out_dir / f"{label}_{i:05d}.jpg", label) for i in range(max(todo.values())) for label in todo]
-    picks = [(path, label) for path, label in picks if path.is_file()][:sheet]
+    picks = [crop for crops in zip_longest(*by_number.values()) for crop in crops if crop][:sheet]
     sheet_path = contact_sheet(picks, out_dir / "contact_sheet.png")
     print(
         f"jersey-cls-synth: wrote {total} crops and {out_dir / 'annotations.jsonl'} in "

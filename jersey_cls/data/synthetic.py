@@ -78,9 +78,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "jersey-cls"
 
 
+def builtin_font(name: str) -> str:
+    return str(files("matplotlib") / "mpl-data" / "fonts" / "ttf" / name)
+
+
 def font_files(look: Look) -> list[str]:
-    font_dir = files("matplotlib") / "mpl-data" / "fonts" / "ttf"
-    return [str(font_dir / name) for name in FONT_FILES] + [str(Path(f).expanduser()) for f in look.fonts]
+    return [builtin_font(name) for name in FONT_FILES] + [str(Path(f).expanduser()) for f in look.fonts]
 
 
 def _contrasting(colour: tuple[int, ...], rng: random.Random) -> tuple[int, int, int]:
@@ -208,8 +211,9 @@ def render_crop(number: str, rng: random.Random, look: Look | None = None) -> Im
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
-def render_set(out_dir: Path, counts: dict[str, int], look: Look, seed: int) -> Path:
-    """Render ``counts[number]`` crops of each number into ``out_dir`` with its annotations.jsonl.
+def render_set(out_dir: Path, counts: dict[str, int], look: Look, seed: int) -> list[tuple[Path, str]]:
+    """Render ``counts[number]`` crops of each number into ``out_dir`` with its annotations.jsonl; returns the
+    (crop path, number) pairs written.
 
     Crop ``i`` of a number is a function of (seed, number, i) alone, so a set is reproducible; renders that must
     not repeat each other take different seeds. The folder appears complete or not at all."""
@@ -232,7 +236,7 @@ def render_set(out_dir: Path, counts: dict[str, int], look: Look, seed: int) -> 
         staging.rename(out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
+    return [(out_dir / row["image"], row["suffix"]) for row in rows]
 
 
 def contact_sheet(images: Iterable[tuple[Path, str]], path: Path, columns: int = 8, tile: int = 96) -> Path:
@@ -242,7 +246,7 @@ def contact_sheet(images: Iterable[tuple[Path, str]], path: Path, columns: int =
     caption = 16
     sheet = Image.new("RGB", (columns * tile, rows * (tile + caption)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.truetype(str(files("matplotlib") / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"), 12)
+    font = ImageFont.truetype(builtin_font("DejaVuSans.ttf"), 12)
     for k, (image_path, label) in enumerate(images):
         x, y = (k % columns) * tile, (k // columns) * (tile + caption)
         with Image.open(image_path) as crop:
@@ -258,18 +262,7 @@ def embedded_dataset(cache_dir: Path | None = None) -> Path:
     recipe = json.dumps([RENDER_VERSION, DEFAULT_NUMBERS, SPLIT_SIZES, asdict(look), FONT_FILES])
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:10]
     root = Path(cache_dir or default_cache_dir()) / f"synthetic-{digest}"
-    if root.is_dir():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # Render into a temporary folder and rename, so an interrupted render never leaves a half set behind.
-    staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
-    try:
-        for split_index, (split, per_number) in enumerate(SPLIT_SIZES.items()):
-            render_set(staging / split, dict.fromkeys(DEFAULT_NUMBERS, per_number), look, seed=split_index)
-        staging.rename(root)
-    except OSError:
-        if not root.is_dir():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    for split_index, (split, per_number) in enumerate(SPLIT_SIZES.items()):
+        if not (root / split / "annotations.jsonl").exists():  # render_set writes a split whole or not at all
+            render_set(root / split, dict.fromkeys(DEFAULT_NUMBERS, per_number), look, seed=split_index)
     return root
