@@ -2,6 +2,7 @@ import json
 import random
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,19 @@ SPLIT_SIZES = {"train": 10, "valid": 4, "test": 4}
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Every test runs in its own folder, offline, with its own cache."""
+def isolated(tmp_path, tmp_path_factory, monkeypatch):
+    """Every test runs in its own folder, offline, with its own cache and temp folder.
+
+    The temp folder matters for processes a test kills: W&B makes temp folders at import that only a clean
+    exit removes.
+    """
     monkeypatch.chdir(tmp_path)
+    temp = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.setattr(sys, "argv", ["jersey-cls"])
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache" / "jersey-cls" / "torchinductor"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -2,8 +2,10 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,18 +44,22 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_last_ckpt(jsonl_root)
     extra = (*EVERY_STEP, "--model.backbone", "resnet18")
     # The system temp folder on another filesystem (tmpfs), as on many clusters: a plain staged save then
     # becomes a copy into the run folder, which a kill can cut short.
-    other_fs = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    other_fs = tempfile.mkdtemp(dir="/dev/shm") if Path("/dev/shm").is_dir() else None
     rng = random.Random(0)
     steps = []
-    for _ in range(3):
-        process = start_fit(jsonl_root, *extra, tmpdir=other_fs)
-        wait_for(LAST, process)
-        time.sleep(rng.uniform(1.0, 3.0))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
-        steps.append(checkpoint["global_step"])
-        assert checkpoint["state_dict"] and checkpoint["optimizer_states"]
+    try:
+        for _ in range(3):
+            process = start_fit(jsonl_root, *extra, tmpdir=other_fs)
+            wait_for(LAST, process)
+            time.sleep(rng.uniform(1.0, 3.0))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
+            steps.append(checkpoint["global_step"])
+            assert checkpoint["state_dict"] and checkpoint["optimizer_states"]
+    finally:
+        if other_fs:
+            shutil.rmtree(other_fs)
     assert steps == sorted(steps) and steps[-1] > steps[0], f"resumes did not advance: {steps}"
     assert not [p for p in LAST.parent.iterdir() if p.name.endswith(".tmp") and p.stat().st_size == 0]
 
