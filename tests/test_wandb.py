@@ -14,7 +14,8 @@ FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"
 
 
 def run_fit(data_root: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY, "WANDB_SILENT": "true"}
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY, "WANDB_SILENT": "true", "HOME": "home"}
+    del env["TORCHINDUCTOR_CACHE_DIR"]  # the package's own default
     args = fit_args(data_root, "--config", str(CONFIGS / "wandb.yaml"), *extra)
     return subprocess.run(["jersey-cls", *args], capture_output=True, text=True, env=env, timeout=300)
 
@@ -39,6 +40,12 @@ def test_offline_wandb_run_survives_resume_and_never_stores_the_key(jsonl_root):
     for path in RUN.rglob("*"):
         if path.is_file():
             assert FAKE_KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
+
+    # Nothing written outside the run folder and the caches (ONNX Runtime's telemetry file can't be turned off).
+    assert sorted(p.name for p in Path().iterdir()) == ["cache", "home", "jsonl_data", "runs"]
+    assert not [p for p in Path("home").rglob("*") if p.is_file() and ".cache" not in p.parts]
+    assert [p.name for p in Path(os.environ["TMPDIR"]).iterdir()] in ([], [".ses"])
+    assert Path("cache/jersey-cls/torchinductor").is_dir()
 
 
 def test_wandb_that_cannot_start_warns_once_and_training_goes_on(jsonl_root, monkeypatch):

@@ -13,11 +13,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from jersey_cls import default_cache_dir
 from jersey_cls.data.doctor import examine, format_report
 from jersey_cls.data.images import load_rgb
 from jersey_cls.data.layouts import Split, label_sort_key, read_predict_inputs, read_split
 from jersey_cls.data.sampling import EpochSampler
-from jersey_cls.data.synthetic import default_cache_dir, embedded_dataset
+from jersey_cls.data.synthetic import embedded_dataset
 from jersey_cls.data.transforms import eval_transform, train_transform
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.numbers import LEGAL_NUMBERS, is_legal

@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from jersey_cls import default_cache_dir
 
 # 0 and 00 both appear, and 6/9, 2/5 test that augmentation never mirrors digits.
 DEFAULT_NUMBERS = "0 00 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 24 25 30 33 35 42 44 77 99".split()
@@ -71,11 +72,6 @@ class Look:
     motion_blur_p: float = 0.3
     downscale: tuple[float, float] = (0.25, 0.6)
     jpeg_quality: tuple[int, int] = (25, 85)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "jersey-cls"
 
 
 def builtin_font(name: str) -> str:
