@@ -113,8 +113,9 @@ class JerseyClassifier(pl.LightningModule):
         self.val_metrics = metric_collection(num_classes).clone(prefix="val/")
         self.test_metrics = metric_collection(num_classes).clone(prefix="test/")
 
-    def configure_model(self) -> None:
-        # In place (nn.Module.compile), so state_dict keys and checkpoints are those of the eager model.
+    def setup(self, stage: str) -> None:
+        # In place (nn.Module.compile), so state_dict keys and checkpoints are those of the eager model. Here and
+        # not in configure_model: the EMA callback copies the model just before, and would warn about sharding.
         if self.hparams.compile:
             self.net.compile()
 

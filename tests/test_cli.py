@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from jersey_cls.cli import main
+from jersey_cls.model import JerseyClassifier
 
 from .conftest import CONFIGS, LABELS, eval_args, fit_args
 
@@ -24,8 +26,9 @@ def logged_epochs(version: int) -> list[int]:
         return sorted({int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/acc_top1")})
 
 
-def test_fit_writes_last_and_best_into_the_run_folder_and_reuses_it(jsonl_root):
+def test_fit_writes_last_and_best_into_the_run_folder_and_reuses_it(jsonl_root, recwarn):
     main(fit_args(jsonl_root, epochs=2))
+    assert not [w for w in recwarn if "WeightAveraging" in str(w.message)]  # EMA copies the model cleanly
     last = load(CHECKPOINTS / "last.ckpt")
     assert last["epoch"] == 1
     assert last["hyper_parameters"]["class_names"] == LABELS
@@ -65,6 +68,16 @@ def test_resume_continues_from_the_latest_epoch_even_on_a_plateau(jsonl_root, ca
     adam_steps = {float(state["step"]) for state in resumed["optimizer_states"][0]["state"].values()}
     assert adam_steps == {resumed["global_step"]}
     assert resumed["lr_schedulers"][0]["last_epoch"] == resumed["global_step"]
+
+
+@pytest.mark.slow  # a minute of inductor compilation on 2 CPU cores
+def test_compile_flag_compiles_the_backbone_and_checkpoints_keep_the_eager_keys(jsonl_root):
+    torch._dynamo.reset()
+    counters.clear()
+    main(fit_args(jsonl_root, "--model.compile", "true"))
+    assert counters["stats"]["unique_graphs"] > 0
+    eager = JerseyClassifier(class_names=LABELS, backbone="test_resnet")
+    assert load(CHECKPOINTS / "last.ckpt")["state_dict"].keys() == eager.state_dict().keys()
 
 
 def test_validate_with_a_checkpoint_prints_accuracy(jsonl_root, capsys):
