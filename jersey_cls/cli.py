@@ -1,6 +1,7 @@
 """The jersey-cls command: LightningCLI wiring of the model, the data and the run folder."""
 
 import functools
+import logging
 import secrets
 import shlex
 import signal
@@ -24,6 +25,17 @@ from jersey_cls.trainer import JerseyTrainer
 
 WANDB_RUN_ID_FILE = Path("wandb") / "run_id"
 FIT = {"started": False, "stopped_by": "SIGTERM"}  # how an interrupted fit says how to resume
+
+
+class LightningNoise(logging.Filter):
+    """Drops Lightning's advert for its cloud logger, and its note that base.yaml's RichModelSummary replaces the
+    default summary: two lines of noise in every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("💡 Tip:", "Trainer already configured with model summary"))
+
+
+LIGHTNING_NOISE = LightningNoise()
 
 
 def is_wandb_logger(logger) -> bool:
@@ -265,6 +277,9 @@ def main(args: list[str] | None = None) -> None:
     # checkpoint and log folders follow the run folder; absolute-to-relative lets subcommands use it.
     set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
     FIT.update(started=False, stopped_by="SIGTERM")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(LIGHTNING_NOISE)
+    # Raised inside Lightning 2.6 under torch 2.14, once per run; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     try:
         JerseyCLI(
             JerseyClassifier,

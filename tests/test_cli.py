@@ -26,9 +26,10 @@ def logged_epochs(version: int) -> list[int]:
         return sorted({int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/acc_top1")})
 
 
-def test_fit_writes_last_and_best_into_the_run_folder_and_reuses_it(jsonl_root, recwarn):
+def test_fit_writes_last_and_best_into_the_run_folder_and_reuses_it(jsonl_root, recwarn, caplog):
     main(fit_args(jsonl_root, epochs=2))
-    assert not [w for w in recwarn if "WeightAveraging" in str(w.message)]  # EMA copies the model cleanly
+    assert not [w for w in recwarn if "WeightAveraging" in str(w.message) or "LeafSpec" in str(w.message)]
+    assert "GPU available" in caplog.text and "litlogger" not in caplog.text and "already configured" not in caplog.text
     last = load(CHECKPOINTS / "last.ckpt")
     assert last["epoch"] == 1
     assert last["hyper_parameters"]["class_names"] == LABELS
