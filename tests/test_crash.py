@@ -169,6 +169,24 @@ def test_a_run_interrupted_anywhere_and_resumed_ends_with_the_same_weights_bit_f
     assert straight["lr_schedulers"] == resumed["lr_schedulers"]
 
 
+class KeepMidEpochCopy(Callback):
+    """Copies last.ckpt as it stands mid-epoch 0, to stage a kill that lands between two epoch-end saves."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == 0 and batch_idx == 3:
+            shutil.copy(LAST, "mid.ckpt")
+
+
+def test_a_kill_between_the_best_and_the_last_save_leaves_no_duplicate_best_checkpoint(jsonl_root):
+    callback = f"--trainer.callbacks+={__name__}.KeepMidEpochCopy"
+    main(fit_args(jsonl_root, "--ckpt_path", "last", *EVERY_STEP, callback, epochs=1))
+    best = [p.name for p in LAST.parent.glob("best-*.ckpt")]
+    shutil.copy("mid.ckpt", LAST)  # killed after epoch 0's best checkpoint was written, before its last.ckpt
+    main(fit_args(jsonl_root, "--ckpt_path", "last", epochs=1))
+    assert [p.name for p in LAST.parent.glob("best-*.ckpt")] == best  # written again in place, not as a -v1 twin
+    assert torch.load(LAST, weights_only=True)["epoch"] == 0
+
+
 class SigtermDuringValidation(Callback):
     """Preempts the run halfway through epoch 1's validation, once."""
 
