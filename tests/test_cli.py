@@ -1,5 +1,6 @@
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,10 @@ def test_fit_writes_last_and_best_into_the_run_folder_and_reuses_it(jsonl_root, 
     assert sorted(p.name for p in Path("runs").iterdir()) == ["jersey"]
 
 
-def test_overrides_take_effect(jsonl_root):
-    main(fit_args(jsonl_root, "--model.backbone", "resnet18", "--data.batch_size", "4", "--model.lr", "0.01"))
+def test_overrides_take_effect(jsonl_root, capsys):
+    main(fit_args(jsonl_root, "--model.backbone", "resnet18", "--data.batch_size", "4", "--model.lr", "0.01",
+                  "--trainer.enable_model_summary", "true"))  # fmt: skip
+    assert re.search(r"Total FLOPs: 7[0-9.]+ M", capsys.readouterr().out)  # resnet18 at 32 px: ~74 M, not 0
     last = load(CHECKPOINTS / "last.ckpt")
     assert last["hyper_parameters"]["backbone"] == "resnet18"
     assert last["hyper_parameters"]["lr"] == 0.01
