@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from jersey_cls.callbacks import EMA, LastCheckpoint, PredictionWriter
 from jersey_cls.data.datamodule import JerseyDataModule
-from jersey_cls.errors import JerseyInputError, TrainingDiverged
+from jersey_cls.errors import JerseyInputError, JerseyWarning, TrainingDiverged
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.trainer import JerseyTrainer
 
@@ -36,6 +36,14 @@ class LightningNoise(logging.Filter):
 
 
 LIGHTNING_NOISE = LightningNoise()
+LIGHTNING_FORMAT = warnings.formatwarning  # installed by Lightning on import
+
+
+def format_warning(message, category, filename, lineno, line=None) -> str:
+    """Ours speak of the user's data or setup; a source location would point into Lightning's code."""
+    if issubclass(category, JerseyWarning):
+        return f"jersey-cls: warning: {message}\n"
+    return LIGHTNING_FORMAT(message, category, filename, lineno, line)
 
 
 def is_wandb_logger(logger) -> bool:
@@ -53,6 +61,7 @@ def drop_wandb_if_missing(config: Namespace) -> None:
         warnings.warn(
             f"W&B is configured but cannot be imported ({error}). Training goes on with local logs only. "
             "Fix: pip install wandb (it is pinned in requirements.lock).",
+            JerseyWarning,
             stacklevel=1,
         )
         config.trainer.logger = [logger for logger in loggers if not is_wandb_logger(logger)]
@@ -92,6 +101,7 @@ def start_wandb_or_continue_without(trainer) -> None:
                 warnings.warn(
                     f"W&B could not start ({type(error).__name__}: {error}). Training goes on with local logs only. "
                     "Fix: `wandb login` or set WANDB_API_KEY; or set WANDB_MODE=offline and `wandb sync` later.",
+                    JerseyWarning,
                     stacklevel=1,
                 )
                 continue
@@ -278,6 +288,7 @@ def main(args: list[str] | None = None) -> None:
     set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
     FIT.update(started=False, stopped_by="SIGTERM")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(LIGHTNING_NOISE)
+    warnings.formatwarning = format_warning
     # Raised inside Lightning 2.6 under torch 2.14, once per run; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     try:

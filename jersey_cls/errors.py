@@ -4,3 +4,8 @@ class JerseyInputError(ValueError):
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradients stopped being finite; the message says where and what to try."""
+
+
+class JerseyWarning(UserWarning):
+    """Something about the user's data or setup that training goes on without (skipped files, no W&B).
+    The command prints it as `jersey-cls: warning: ...`, with no source location."""

@@ -1,5 +1,6 @@
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,11 @@ def salt(root):
 
 def test_doctor_names_every_fault_and_fit_still_completes(jsonl_root):
     salt(jsonl_root)
-    with pytest.warns(UserWarning, match="the data doctor skipped bad samples"):
+    with pytest.warns(UserWarning, match="the data doctor skipped bad samples") as record:
         main(fit_args(jsonl_root))
+    report_warning = next(w for w in record if "data doctor" in str(w.message))
+    printed = warnings.formatwarning(report_warning.message, report_warning.category, report_warning.filename, 1)
+    assert printed.startswith(f"jersey-cls: warning: --data.data_root {jsonl_root}: the data doctor skipped")
     report = json.loads(Path("runs/jersey/data_report.json").read_text())
     assert {kind: group["count"] for kind, group in report.items()} == FAULTS
     assert report["truncated image"]["examples"][0].startswith(str(jsonl_root / "train" / "truncated.jpg"))

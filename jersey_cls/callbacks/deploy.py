@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import torch
 
 from jersey_cls.callbacks.ema import EMA
-from jersey_cls.errors import JerseyInputError
+from jersey_cls.errors import JerseyInputError, JerseyWarning
 from jersey_cls.export import export_onnx, validation_crops
 from jersey_cls.model_card import count_flops, dataset_summary, write_model_card
 
@@ -32,7 +32,9 @@ class ExportOnFitEnd(pl.Callback):
         best = trainer.checkpoint_callback
         if not (best.best_model_path or best.last_model_path):
             warnings.warn(
-                "no model card or export: fit stopped before its first validation saved a model", stacklevel=1
+                "no model card or export: fit stopped before its first validation saved a model",
+                JerseyWarning,
+                stacklevel=1,
             )
             return
         # A fresh model for the best weights; LightningCLI adds private keys such as _instantiator to hparams.
@@ -46,7 +48,7 @@ class ExportOnFitEnd(pl.Callback):
             try:
                 export = export_onnx(model, validation_crops(trainer.datamodule), run / "export", image_size)
             except JerseyInputError as error:
-                warnings.warn(f"skipping the ONNX export: {error}", stacklevel=1)
+                warnings.warn(f"skipping the ONNX export: {error}", JerseyWarning, stacklevel=1)
         config_file = Path(log_dir or run) / "config.yaml"
         card = write_model_card(
             run / "model_card.md",

@@ -20,7 +20,7 @@ from jersey_cls.data.layouts import Split, label_sort_key, read_predict_inputs, 
 from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.data.synthetic import embedded_dataset
 from jersey_cls.data.transforms import eval_transform, train_transform
-from jersey_cls.errors import JerseyInputError
+from jersey_cls.errors import JerseyInputError, JerseyWarning
 from jersey_cls.numbers import LEGAL_NUMBERS, is_legal
 from jersey_cls.seeds import derive_seed, run_seed
 
@@ -58,7 +58,7 @@ class CropDataset(Dataset):
             image = self.transform(image)
             return {"image": image, "target": target, "index": index}
         except (OSError, ValueError) as error:
-            warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=1)
+            warnings.warn(f"skipping unreadable image {path}: {error}", JerseyWarning, stacklevel=1)
             return None
 
 
@@ -245,6 +245,7 @@ class JerseyDataModule(pl.LightningDataModule):
         warnings.warn(
             f"{where}: the data doctor skipped bad samples (use --data.strict true to refuse instead):\n"
             + format_report(report),
+            JerseyWarning,
             stacklevel=3,
         )
 
@@ -299,6 +300,7 @@ class JerseyDataModule(pl.LightningDataModule):
             warnings.warn(
                 f"{split.root}: {sum(unknown.values())} images have labels absent from train and are left out: "
                 f"{sorted(unknown, key=label_sort_key)}",
+                JerseyWarning,
                 stacklevel=2,
             )
         return [(path, index[label]) for path, label in split.samples if label in index]
