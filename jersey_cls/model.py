@@ -118,7 +118,7 @@ class JerseyClassifier(pl.LightningModule):
         # not in configure_model: the EMA callback copies the model just before, and would warn about sharding.
         if self.hparams.compile:
             self.net.compile()
-        datamodule = self.trainer.datamodule if self._trainer else None
+        datamodule = self.trainer.datamodule
         if datamodule is not None:  # one crop of the data's size, so the model summary can count FLOPs
             size = datamodule.hparams.image_size
             self.example_input_array = torch.zeros(1, 3, size, size, dtype=torch.uint8)

@@ -14,7 +14,8 @@ FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"
 
 
 def run_fit(data_root: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY, "WANDB_SILENT": "true", "HOME": "home"}
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY, "WANDB_SILENT": "true"}
+    env["HOME"] = str(Path("home").absolute())  # so files W&B or matplotlib put in ~ are seen
     del env["TORCHINDUCTOR_CACHE_DIR"]  # the package's own default
     args = fit_args(data_root, "--config", str(CONFIGS / "wandb.yaml"), *extra)
     return subprocess.run(["jersey-cls", *args], capture_output=True, text=True, env=env, timeout=300)
