@@ -179,6 +179,7 @@ class JerseyCLI(LightningCLI):
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.class_weights", apply_on="instantiate")
         parser.link_arguments("model.head", "data.all_numbers", compute_fn=lambda head: head == "digits")
+        parser.link_arguments("data.image_size", "model.image_size")
         # Own sections rather than trainer.callbacks entries, so --ema.enabled false,
         # --last_checkpoint.every_n_minutes 5 and --predictions.format jsonl work as flags
         # (list items cannot be addressed from the command line).
@@ -206,12 +207,11 @@ class JerseyCLI(LightningCLI):
             raise JerseyInputError(f"--ckpt_path {config.ckpt_path}: no such checkpoint file.")
         checkpoint = read_checkpoint(path)
         model_hparams = checkpoint["hyper_parameters"]
-        data_hparams = checkpoint.get("datamodule_hyper_parameters", {})
         if subcommand == "fit":
             meaning = {  # what a checkpoint's weights mean; other keys (max_epochs, lr, ...) may change
                 "model.backbone": (model_hparams["backbone"], config.model.backbone),
                 "model.head": (model_hparams.get("head", "classes"), config.model.head),
-                "data.image_size": (data_hparams.get("image_size", config.data.image_size), config.data.image_size),
+                "data.image_size": (model_hparams["image_size"], config.data.image_size),
             }
             changed = [f"  {key}: checkpoint {a!r}, config {b!r}" for key, (a, b) in meaning.items() if a != b]
             refuse_resume(path, changed)
@@ -223,8 +223,7 @@ class JerseyCLI(LightningCLI):
                 config.model[key] = value
         config.model.pretrained = False  # the weights come from the checkpoint
         config.data.class_names = list(model_hparams["class_names"])
-        if "image_size" in data_hparams:
-            config.data.image_size = data_hparams["image_size"]
+        config.data.image_size = model_hparams["image_size"]
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -1,4 +1,4 @@
-"""ONNX export that checks itself against PyTorch on real crops, plus labels.json with the preprocessing."""
+"""ONNX export of the model's own forward pass, checked against PyTorch on real crops, plus labels.json."""
 
 import json
 from pathlib import Path
@@ -8,14 +8,14 @@ import torch
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.model import JerseyClassifier
 
-MAX_ABS_LOGIT_DIFF = 1e-4
+MAX_ABS_DIFF = 1e-4
 
 
 class ExportParityError(RuntimeError):
     """The exported model does not compute what the PyTorch model computes."""
 
 
-def _onnx_modules():
+def _onnxruntime():
     try:
         import onnx  # noqa: F401 - torch.onnx needs it
         import onnxruntime
@@ -26,63 +26,59 @@ def _onnx_modules():
     return onnxruntime
 
 
-def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path, image_size: int) -> dict:
-    """Write ``model.onnx`` and ``labels.json`` into ``out_dir`` and check ONNX Runtime against PyTorch.
+def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path) -> dict:
+    """Write ``model.onnx`` and ``labels.json`` into ``out_dir`` and check ONNX Runtime against ``model(crops)``.
 
-    The ONNX graph takes normalised float32 RGB, NCHW, with a dynamic batch axis, and outputs ``logits``;
-    labels.json says how to get there from an image. ``crops`` are uint8 (N, 3, H, W) crops from the
-    validation set, preprocessed as in evaluation.
+    The graph is ``JerseyClassifier.forward``, the code path `predict` answers with: uint8 RGB crops (N, 3,
+    image_size, image_size) in, probabilities over ``class_names`` out, normalisation and (for the digits head)
+    the (tens, units) scoring inside. ``crops`` are real uint8 validation crops, preprocessed as in evaluation.
 
     Raises:
-        ExportParityError: when any logit differs by more than 1e-4 or any top-1 differs.
+        ExportParityError: when a probability differs by more than 1e-4 or any top-1 differs.
     """
-    onnxruntime = _onnx_modules()
+    onnxruntime = _onnxruntime()
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "model.onnx"
-    net = model.net.eval().float().cpu()
-    mean, std = model.mean.cpu() / 255, model.std.cpu() / 255
-    inputs = (crops.float().cpu() / 255 - mean) / std
+    model = model.eval().float().cpu()
+    crops = crops.cpu()
     with torch.no_grad():
-        torch.onnx.export(
-            net,
-            (inputs[:2],),
-            str(onnx_path),
+        model.to_onnx(
+            onnx_path,
+            (crops[:2],),
             input_names=["images"],
-            output_names=["logits"],
+            output_names=["probabilities"],
             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
             dynamo=True,
             external_data=False,
             verbose=False,
         )
-        torch_logits = net(inputs).numpy()
+        expected = model(crops).numpy()
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    onnx_logits = session.run(["logits"], {"images": inputs.numpy()})[0]
-    max_abs_diff = float(abs(onnx_logits - torch_logits).max())
-    top1_agree = int((onnx_logits.argmax(1) == torch_logits.argmax(1)).sum())
-    if max_abs_diff > MAX_ABS_LOGIT_DIFF or top1_agree != len(inputs):
+    exported = session.run(["probabilities"], {"images": crops.numpy()})[0]
+    max_abs_diff = float(abs(exported - expected).max())
+    top1_agree = int((exported.argmax(1) == expected.argmax(1)).sum())
+    if max_abs_diff > MAX_ABS_DIFF or top1_agree != len(crops):
         raise ExportParityError(
-            f"{onnx_path}: ONNX Runtime disagrees with PyTorch on {len(inputs)} validation crops: max |logit diff| "
-            f"{max_abs_diff:.2e} (limit {MAX_ABS_LOGIT_DIFF:.0e}), same top-1 on {top1_agree}/{len(inputs)}. "
+            f"{onnx_path}: ONNX Runtime disagrees with PyTorch on {len(crops)} validation crops: max |probability "
+            f"diff| {max_abs_diff:.2e} (limit {MAX_ABS_DIFF:.0e}), same top-1 on {top1_agree}/{len(crops)}. "
             "Do not deploy this file; report the backbone and torch/onnxruntime versions."
         )
+    size = model.hparams.image_size
     labels = {
         "class_names": list(model.class_names),
-        "image_size": image_size,
-        "mean": [round(float(v), 6) for v in mean.flatten()],
-        "std": [round(float(v), 6) for v in std.flatten()],
-        "channel_order": "RGB",
-        "layout": "NCHW",
-        "resize": "bilinear (PIL Image.BILINEAR) to image_size x image_size, ignoring aspect ratio",
-        "input": "images: float32 NCHW, RGB resized as above, scaled to 0-1, then (x - mean) / std per channel",
-        "output": "logits: float32 (batch, len(class_names)); softmax for probabilities",
+        "image_size": size,
+        "input": f"images: uint8 (batch, 3, {size}, {size}), RGB, each crop resized to {size}x{size} with PIL's "
+        "bilinear filter (Image.BILINEAR), ignoring aspect ratio; normalisation is inside the model",
+        "output": "probabilities: float32 (batch, len(class_names)), in class_names order; rows sum to 1",
         "backbone": model.hparams.backbone,
+        "head": model.hparams.head,
     }
     (out_dir / "labels.json").write_text(json.dumps(labels, indent=2))
     return {
         "onnx_path": str(onnx_path),
         "onnx_bytes": onnx_path.stat().st_size,
-        "parity_crops": len(inputs),
-        "max_abs_logit_diff": max_abs_diff,
+        "parity_crops": len(crops),
+        "max_abs_diff": max_abs_diff,
         "top1_agree": top1_agree,
     }
 

@@ -1,50 +1,37 @@
-"""JerseyClassifier: a timm backbone that reads jersey numbers from uint8 RGB crops."""
+"""JerseyClassifier: a timm backbone and a head that read jersey numbers from uint8 RGB crops."""
 
-import difflib
 import math
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import lightning.pytorch as pl
-import timm
 import timm.data
 import timm.optim
 import torch
-import torch.nn.functional as F
-from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from jersey_cls.errors import JerseyInputError
-from jersey_cls.numbers import NO_TENS, digits, is_legal
+from jersey_cls.backbone import create_backbone
+from jersey_cls.heads import HEADS
 from jersey_cls.seeds import derive_seed, reseed_global_rngs, run_seed
 
 
-def create_backbone(backbone: str, pretrained: bool, num_classes: int, drop_rate: float = 0.0) -> nn.Module:
-    if not timm.is_model(backbone):
-        close = difflib.get_close_matches(backbone, timm.list_models(), n=5, cutoff=0.6)
-        hint = f" Close timm names: {', '.join(close)}." if close else " See timm.list_models() for the names."
-        raise JerseyInputError(f"--model.backbone {backbone!r} is not a timm model.{hint}")
-    try:
-        extra = {"drop_rate": drop_rate} if drop_rate else {}  # not every timm model takes it
-        return timm.create_model(backbone, pretrained=pretrained, num_classes=num_classes, **extra)
-    except (OSError, RuntimeError) as error:
-        if not pretrained:
-            raise
-        raise JerseyInputError(
-            f"--model.pretrained true: could not obtain ImageNet weights for {backbone!r} ({type(error).__name__}). "
-            "Connect to the network once so timm caches them (under $HF_HOME), copy that cache to this machine, "
-            "or train from scratch with --model.pretrained false."
-        ) from error
-
-
-def metric_collection(num_classes: int) -> MetricCollection:
+def evaluation_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    # compute_groups=False: torchmetrics otherwise merges metrics whose states match after the first batch
+    # (acc_top5 and f1_macro do, when that batch is all correct) and reports one's value for both.
     return MetricCollection(
         {
             "acc_top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
             "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
             "f1_macro": MulticlassF1Score(num_classes, average="macro"),
-        }
+        },
+        prefix=prefix,
+        compute_groups=False,
     )
+
+
+class Step(NamedTuple):
+    loss: torch.Tensor
+    scores: torch.Tensor  # per class, the model's answer is the largest
 
 
 class JerseyClassifier(pl.LightningModule):
@@ -53,6 +40,7 @@ class JerseyClassifier(pl.LightningModule):
         class_names: list[str],
         backbone: str = "resnet18",
         head: Literal["classes", "digits"] = "classes",
+        image_size: int = 224,
         pretrained: bool = False,
         drop_rate: float = 0.0,
         channels_last: bool = False,
@@ -72,6 +60,7 @@ class JerseyClassifier(pl.LightningModule):
             head: "classes": one output per number seen in train. "digits": also tens (or none) and units
                 outputs, trained together with the whole-number output; it reads any of the 101 legal numbers,
                 those absent from train included, by the likeliest (tens, units) pair.
+            image_size: Side of the square crops the model reads; linked from the data, stored in checkpoints.
             pretrained: Start from timm's ImageNet weights (needs them downloaded or cached).
             drop_rate: Dropout before the classifier head (timm's drop_rate).
             channels_last: Weights and inputs in NHWC memory layout, the layout GPU tensor cores run fastest.
@@ -87,20 +76,8 @@ class JerseyClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
-        # The digit outputs are extra units of timm's own classifier: any backbone, export and EMA work as they are.
-        digit_outputs = NO_TENS + 1 + 10 if head == "digits" else 0
-        self.net = create_backbone(backbone, pretrained, num_classes + digit_outputs, drop_rate)
-        if head == "digits":
-            not_numbers = [name for name in self.class_names if not is_legal(name)]
-            if not_numbers:
-                raise JerseyInputError(
-                    f"--model.head digits reads the numbers 0-99 and 00, and the class list has other labels: "
-                    f"{not_numbers[:10]}. Relabel or drop them, or use --model.head classes."
-                )
-            tens, units = zip(*(digits(name) for name in self.class_names), strict=True)
-            self.register_buffer("class_tens", torch.tensor(tens), persistent=False)
-            self.register_buffer("class_units", torch.tensor(units), persistent=False)
-            self.val_classes_head = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.head = HEADS[head](self.class_names)
+        self.net = create_backbone(backbone, pretrained, self.head.num_outputs, drop_rate)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         data_config = timm.data.resolve_model_data_config(self.net)
@@ -108,65 +85,53 @@ class JerseyClassifier(pl.LightningModule):
         self.register_buffer("std", torch.tensor(data_config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
         loss_weights = torch.tensor(class_weights) if class_weighted_loss and class_weights else None
         self.register_buffer("loss_weights", loss_weights, persistent=False)
+        self.example_input_array = torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8)
         self.train_loss = MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_metrics = metric_collection(num_classes).clone(prefix="val/")
-        self.test_metrics = metric_collection(num_classes).clone(prefix="test/")
+        self.val_metrics = evaluation_metrics(num_classes, "val/")
+        self.test_metrics = evaluation_metrics(num_classes, "test/")
+        # The digits head's own whole-number output, scored beside the answer on the same crops.
+        self.val_whole_number_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
 
     def setup(self, stage: str) -> None:
         # In place (nn.Module.compile), so state_dict keys and checkpoints are those of the eager model. Here and
         # not in configure_model: the EMA callback copies the model just before, and would warn about sharding.
         if self.hparams.compile:
             self.net.compile()
-        datamodule = self.trainer.datamodule
-        if datamodule is not None:  # one crop of the data's size, so the model summary can count FLOPs
-            size = datamodule.hparams.image_size
-            self.example_input_array = torch.zeros(1, 3, size, size, dtype=torch.uint8)
 
-    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(class logits, label scores, digit logits or None): the whole-number head's logits, the scores the
-        model answers with (those same logits, or with the digits head the log-likelihood of each class's
-        (tens, units) pair), and the raw (tens, units) logits."""
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's raw outputs for uint8 (or 0-255 float) RGB crops, shape (N, 3, H, W)."""
         images = images.contiguous(memory_format=self.memory_format)
-        logits = self.net((images.float() - self.mean) / self.std)
-        if self.hparams.head == "classes":
-            return logits, logits, None
-        num_classes = len(self.class_names)
-        class_logits, tens, units = logits.split([num_classes, NO_TENS + 1, 10], dim=1)
-        scores = tens.log_softmax(dim=1)[:, self.class_tens] + units.log_softmax(dim=1)[:, self.class_units]
-        return class_logits, scores, logits[:, num_classes:]
+        return self.net((images.float() - self.mean) / self.std)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Class scores (logits) for a batch of RGB crops with values 0-255 (uint8 or float), shape (N, 3, H, W)."""
-        return self.outputs(images)[1]
+        """Probabilities over ``class_names`` for RGB crops with values 0-255 (uint8 or float), (N, 3, H, W).
 
-    def shared_step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Loss and logits of one batch, with the stage's metrics updated and logged."""
-        if batch is None:  # every image of the batch failed to decode
-            return None
+        This is what `predict` answers and what the ONNX export computes."""
+        return self.head.scores(self.logits(images)).softmax(dim=1)
+
+    def shared_step(self, batch: dict, stage: str) -> Step:
+        """Loss and scores of one batch, with the stage's metrics updated and logged."""
         images, targets = batch["image"], batch["target"]
-        class_logits, logits, digit_logits = self.outputs(images)
+        logits = self.logits(images)
+        scores = self.head.scores(logits)
         smoothing = self.hparams.label_smoothing
-        loss = F.cross_entropy(class_logits, targets, weight=self.loss_weights, label_smoothing=smoothing)
-        if digit_logits is not None:  # whole-number and digit losses together, as in Vats et al. 2021
-            tens, units = digit_logits.split([NO_TENS + 1, 10], dim=1)
-            loss = loss + F.cross_entropy(tens, self.class_tens[targets], label_smoothing=smoothing)
-            loss = loss + F.cross_entropy(units, self.class_units[targets], label_smoothing=smoothing)
+        loss = self.head.loss(logits, targets, weight=self.loss_weights, label_smoothing=smoothing)
         batch_size = len(targets)
         if stage == "train":
             self.train_loss.update(loss.detach(), batch_size)
-            self.train_acc.update(logits.detach(), targets)
+            self.train_acc.update(scores.detach(), targets)
             self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
             self.log("train/acc_top1", self.train_acc, on_step=False, on_epoch=True, batch_size=batch_size)
-        else:
-            metrics = self.val_metrics if stage == "val" else self.test_metrics
-            metrics.update(logits, targets)
-            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
-            self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
-            if digit_logits is not None and stage == "val":  # both heads, side by side, on the same crops
-                self.val_classes_head.update(class_logits, targets)
-                self.log("val/classes_head_acc_top1", self.val_classes_head, on_epoch=True, batch_size=batch_size)
-        return loss, logits
+            return Step(loss, scores)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(scores, targets)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
+        if self.hparams.head == "digits" and stage == "val":
+            self.val_whole_number_acc.update(self.head.whole_number_logits(logits), targets)
+            self.log("val/classes_head_acc_top1", self.val_whole_number_acc, on_epoch=True, batch_size=batch_size)
+        return Step(loss, scores)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # Dropout and drop-path draw from the global generators. Seeded per batch, a resumed run draws what an
@@ -174,20 +139,16 @@ class JerseyClassifier(pl.LightningModule):
         reseed_global_rngs(derive_seed(run_seed(), self.current_epoch, batch_idx))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
-        result = self.shared_step(batch, "train")
-        return None if result is None else result[0]
+        return None if batch is None else self.shared_step(batch, "train").loss  # None: no crop of it decoded
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor | None:
-        result = self.shared_step(batch, "val")
-        return None if result is None else result[1].detach()  # logits, for the evaluation callbacks
+        return None if batch is None else self.shared_step(batch, "val").scores.detach()
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor | None:
-        result = self.shared_step(batch, "test")
-        return None if result is None else result[1].detach()
+        return None if batch is None else self.shared_step(batch, "test").scores.detach()
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        """Class probabilities for a predict batch ({"image": uint8 crops, ...})."""
-        return self(batch["image"]).softmax(dim=1)
+        return self(batch["image"])
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -36,7 +36,7 @@ def write_model_card(path: Path, facts: dict) -> Path:
     if export:
         lines += [
             f"| ONNX | `{export['onnx_path']}`, {export['onnx_bytes'] / 1e6:.1f} MB; ONNX Runtime vs PyTorch on "
-            f"{export['parity_crops']} validation crops: max abs logit diff {export['max_abs_logit_diff']:.1e}, "
+            f"{export['parity_crops']} validation crops: max abs probability diff {export['max_abs_diff']:.1e}, "
             f"same top-1 on {export['top1_agree']}/{export['parity_crops']} |"
         ]
     lines += ["", f"## Classes ({len(facts['class_names'])})", "", " ".join(f"`{c}`" for c in facts["class_names"])]

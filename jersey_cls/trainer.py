@@ -68,11 +68,10 @@ class JerseyTrainer(pl.Trainer):
             raise JerseyInputError("export needs --ckpt_path CKPT, e.g. runs/jersey/checkpoints/last.ckpt")
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(checkpoint["state_dict"])
-        image_size = datamodule.hparams.image_size
-        result = export_onnx(model, validation_crops(datamodule), Path(self.default_root_dir) / "export", image_size)
+        result = export_onnx(model, validation_crops(datamodule), Path(self.default_root_dir) / "export")
         print(
             f"jersey-cls: exported {ckpt_path} to {result['onnx_path']} ({result['onnx_bytes'] / 1e6:.1f} MB); "
-            f"ONNX Runtime vs PyTorch on {result['parity_crops']} validation crops: max |logit diff| "
-            f"{result['max_abs_logit_diff']:.1e}, same top-1 on {result['top1_agree']}/{result['parity_crops']}"
+            f"ONNX Runtime vs PyTorch on {result['parity_crops']} validation crops: max |probability diff| "
+            f"{result['max_abs_diff']:.1e}, same top-1 on {result['top1_agree']}/{result['parity_crops']}"
         )
         return result

@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import torch
+from sklearn.metrics import accuracy_score, f1_score
 
 from .conftest import CONFIGS, eval_args, fit_args, printed_metric
+from .test_metrics import top_labels
 
 LAST = Path("runs/jersey/checkpoints/last.ckpt")
 
@@ -56,6 +58,17 @@ def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root):
     single = subprocess.run(["jersey-cls", *eval_args("validate", jsonl_root)], capture_output=True, text=True)
     assert single.returncode == 0, single.stderr[-3000:]
     assert abs(printed_metric(single.stdout, "val/acc_top1") - ddp_accuracy) < 1e-6
+    # Every metric the DDP run logged, recomputed by scikit-learn from what predict answers on the same crops.
+    predict = eval_args("predict", jsonl_root, "--data.predict_path", str(valid))
+    assert subprocess.run(["jersey-cls", *predict], capture_output=True).returncode == 0
+    with open("runs/jersey/predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    y_true, y_pred = [row["label"] for row in rows], [row["pred_label"] for row in rows]
+    in_top5 = [row["label"] in top_labels(row) for row in rows]
+    assert len(rows) == 17
+    assert abs(last_logged("val/acc_top1") - accuracy_score(y_true, y_pred)) < 1e-6
+    assert abs(last_logged("val/acc_top5") - sum(in_top5) / 17) < 1e-6
+    assert abs(last_logged("val/f1_macro") - f1_score(y_true, y_pred, average="macro")) < 1e-6
 
     ddp_fit(jsonl_root, 3)
     resumed = torch.load(LAST, map_location="cpu", weights_only=True)

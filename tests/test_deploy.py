@@ -1,20 +1,21 @@
 import csv
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
-import onnxruntime
 import pytest
 import torch
-from PIL import Image
 
 from jersey_cls.cli import main
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
+from jersey_cls.numbers import LEGAL_NUMBERS
 
 from .conftest import CONFIGS, LABELS, eval_args, fit_args, printed_metric
 
+REPO = Path(__file__).resolve().parents[1]
 RUN = Path("runs/jersey")
 LAST = RUN / "checkpoints" / "last.ckpt"
 
@@ -62,7 +63,7 @@ def test_ema_can_be_turned_off(jsonl_root):
     assert "current_model_state" not in checkpoint and "averaging_state" not in checkpoint
 
 
-def test_predictions_match_validate_and_onnx_matches_pytorch_with_labels_json_alone(trained, capsys):
+def test_predict_matches_validate_and_reports_unreadable_images(trained, capsys):
     (trained / "valid" / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     with open(trained / "valid" / "annotations.jsonl", "a") as f:
         f.write(json.dumps({"image": "corrupt.jpg", "suffix": "7"}) + "\n")
@@ -79,18 +80,44 @@ def test_predictions_match_validate_and_onnx_matches_pytorch_with_labels_json_al
     assert list(readable[0])[:5] == ["path", "pred_label", "pred_prob", "top1_label", "top1_prob"]
     assert sum(row["pred_label"] == row["label"] for row in readable) / len(readable) == pytest.approx(validate_acc)
 
-    main(eval_args("export", trained))  # fit exported its best checkpoint; predict used last.ckpt
-    labels = json.loads((RUN / "export" / "labels.json").read_text())
-    assert labels["class_names"] == LABELS and labels["image_size"] == 32 and labels["channel_order"] == "RGB"
-    session = onnxruntime.InferenceSession(str(RUN / "export" / "model.onnx"), providers=["CPUExecutionProvider"])
-    size, mean, std = labels["image_size"], np.array(labels["mean"]), np.array(labels["std"])
-    batch = []
-    for row in readable:  # preprocessing from labels.json alone, as the README shows
-        image = Image.open(row["path"]).convert("RGB").resize((size, size), Image.BILINEAR)
-        batch.append(((np.asarray(image, dtype=np.float32) / 255 - mean) / std).transpose(2, 0, 1))
-    logits = session.run(["logits"], {"images": np.stack(batch).astype(np.float32)})[0]
-    onnx_labels = [labels["class_names"][i] for i in logits.argmax(1)]
-    assert onnx_labels == [row["pred_label"] for row in readable]
+
+def readme_deploy_snippet() -> str:
+    return re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+
+
+def run_readme_snippet(export: Path, paths: list[str]) -> dict[str, str]:
+    """The README's deploy snippet, as written, run as a script: {crop path: label it printed}."""
+    Path("read_numbers.py").write_text(readme_deploy_snippet())
+    done = subprocess.run([sys.executable, "read_numbers.py", str(export), *paths], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()}
+
+
+def predicted_labels() -> dict[str, str]:
+    with open(RUN / "predictions.csv", newline="") as f:
+        return {row["path"]: row["pred_label"] for row in csv.DictReader(f)}
+
+
+@pytest.mark.parametrize("head", ["classes", "digits"])
+def test_readme_deploy_snippet_answers_what_predict_answers(jsonl_root, head):
+    main(fit_args(jsonl_root, "--model.head", head, "--model.lr", "0.01", epochs=2))
+    main(eval_args("predict", jsonl_root, "--data.predict_path", str(jsonl_root / "valid")))
+    predicted = predicted_labels()
+    assert run_readme_snippet(RUN / "export", list(predicted)) == predicted  # fit's export of its best checkpoint
+
+    if head == "digits":  # a number train never showed can only come from the tens and units outputs
+        checkpoint = torch.load(LAST, weights_only=True)
+        bias = checkpoint["state_dict"]["net.fc.bias"]
+        bias[len(LEGAL_NUMBERS) + 4] += 50  # tens: 4
+        bias[len(LEGAL_NUMBERS) + 11 + 7] += 50  # units: 7
+        torch.save(checkpoint, "reads_47.ckpt")
+        flags = ["--ckpt_path", "reads_47.ckpt", "--trainer.default_root_dir", "unseen"]
+        main([*eval_args("export", jsonl_root), *flags])
+        main([*eval_args("predict", jsonl_root, "--data.predict_path", str(jsonl_root / "valid")), *flags])
+        with open("unseen/predictions.csv", newline="") as f:
+            predicted = {row["path"]: row["pred_label"] for row in csv.DictReader(f)}
+        assert set(predicted.values()) == {"47"} and "47" not in LABELS
+        assert run_readme_snippet(Path("unseen/export"), list(predicted)) == predicted
 
 
 def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(trained, capsys):

@@ -21,9 +21,9 @@ def test_unavailable_pretrained_weights_name_the_fix(monkeypatch):
 
 def test_forward_takes_raw_uint8_crops_and_top5_is_clipped():
     model = JerseyClassifier(class_names=["0", "00", "7"], backbone="test_resnet")
-    logits = model(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8))
-    assert logits.shape == (2, 3)
-    assert model.val_metrics["acc_top5"].top_k == 3
+    probabilities = model(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8))
+    assert probabilities.shape == (2, 3) and torch.allclose(probabilities.sum(1), torch.ones(2))
+    assert model.val_metrics["val/acc_top5"].top_k == 3
     assert model.hparams.class_names == ["0", "00", "7"]
 
 
@@ -57,10 +57,10 @@ def digits_model_answering(tens: int, units: int) -> JerseyClassifier:
 @pytest.mark.parametrize(("tens", "units", "number"), [(10, 0, "0"), (0, 0, "00"), (10, 7, "7"), (4, 7, "47")])
 def test_digits_head_reads_numbers_from_their_digits_and_keeps_0_and_00_apart(tens, units, number):
     model = digits_model_answering(tens, units)
-    scores = model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
-    assert scores.shape == (2, len(LEGAL_NUMBERS))
-    assert [LEGAL_NUMBERS[i] for i in scores.argmax(1)] == [number, number]
-    assert torch.all(scores.exp().sum(1) <= 1 + 1e-6)  # log-probabilities of the legal (tens, units) pairs
+    probabilities = model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    assert probabilities.shape == (2, len(LEGAL_NUMBERS))
+    assert [LEGAL_NUMBERS[i] for i in probabilities.argmax(1)] == [number, number]
+    assert torch.allclose(probabilities.sum(1), torch.ones(2))  # over the legal numbers only
 
 
 def test_digits_head_loss_counts_the_whole_number_and_both_digits():

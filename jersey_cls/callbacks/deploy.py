@@ -42,11 +42,11 @@ class ExportOnFitEnd(pl.Callback):
         model = type(pl_module)(**{**init_args, "pretrained": False})
         checkpoint = torch.load(best.best_model_path or best.last_model_path, map_location="cpu", weights_only=True)
         model.load_state_dict(checkpoint["state_dict"])
-        image_size = trainer.datamodule.hparams.image_size
+        image_size = model.hparams.image_size
         export = None
         if self.onnx:
             try:
-                export = export_onnx(model, validation_crops(trainer.datamodule), run / "export", image_size)
+                export = export_onnx(model, validation_crops(trainer.datamodule), run / "export")
             except JerseyInputError as error:
                 warnings.warn(f"skipping the ONNX export: {error}", JerseyWarning, stacklevel=1)
         config_file = Path(log_dir or run) / "config.yaml"

@@ -53,7 +53,8 @@ class EvaluationReport(pl.Callback):
 
         After every validation epoch: ``<run>/confusion_matrix/epoch_NNN.png`` and ``<run>/samples/epoch_NNN.png``.
         After ``validate`` or ``test``: ``confusion_matrix/<stage>.png``, ``samples/<stage>.png`` and
-        ``reports/<stage>_per_class.csv`` plus ``reports/<stage>_confused_pairs.csv``, printed as tables.
+        ``reports/<stage>_per_class.csv``, ``reports/<stage>_confused_pairs.csv`` (both printed as tables) and
+        ``reports/<stage>_confusion_matrix.csv`` (counts; rows: true label, columns: predicted).
         With a WandbLogger the same figures and tables go to W&B.
 
         Args:
@@ -127,6 +128,10 @@ class EvaluationReport(pl.Callback):
             writer = csv.writer(f)
             writer.writerow(["true", "predicted", "count"])
             writer.writerows(pairs)
+        with open(folder / f"{stage}_confusion_matrix.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["true \\ predicted", *names])
+            writer.writerows([name, *row] for name, row in zip(names, confusion.tolist(), strict=True))
 
         def fmt(value):
             return "—" if value is None else f"{value:.3f}"
