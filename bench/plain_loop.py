@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from jersey_cls.data.datamodule import CropDataset, JerseyDataModule, collate_readable
+from jersey_cls.data.datamodule import JerseyDataModule
+from jersey_cls.data.datasets import CropDataset, collate_readable
 from jersey_cls.data.transforms import train_transform
 
 
@@ -37,6 +38,8 @@ def main() -> None:
     data = JerseyDataModule(
         image_size=args.image_size, batch_size=args.batch_size, num_workers=args.workers, decode_once=args.decode_once
     )
+    data.prepare_data()
+    data.setup("fit")
     if args.mode == "loader":
         batches = iter(data.train_dataloader())
         result = timed(lambda: next(batches), args)
@@ -45,7 +48,9 @@ def main() -> None:
 
     # What a user would write by hand, from the same files and transforms.
     hp = data.hparams
-    transform = train_transform(hp.image_size, hp.jpeg_quality, hp.jpeg_p, hp.noise_sigma, hp.noise_p, hp.erasing_p)
+    transform = train_transform(
+        hp.image_size, hp.augment, hp.jpeg_quality, hp.jpeg_p, hp.noise_sigma, hp.noise_p, hp.erasing_p
+    )
     samples = [(path, data.class_names.index(label)) for path, label in data.splits["train"].samples]
     loader = DataLoader(
         CropDataset(samples, transform),

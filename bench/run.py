@@ -131,6 +131,7 @@ def per_crop_milliseconds(args, crops: int = 300) -> tuple[float, float]:
 
     torch.set_num_threads(1)  # as in a DataLoader worker
     data = JerseyDataModule(image_size=args.image_size, num_workers=0)
+    data.prepare_data()
     dataset = data.train_dataloader().dataset
     paths = [path for path, _ in dataset.samples[:crops]]
     started = time.perf_counter()

@@ -62,8 +62,9 @@ def train_and_read(head: str, data: Path, out: Path, args) -> list[dict]:
                    "--ckpt_path", "last", log=run / "bench.log")  # fmt: skip
     best = max((run / "checkpoints").glob("best-*.ckpt"), key=lambda p: float(p.stem.rsplit("acc=", 1)[1]))
     test = ["--data.predict_path", str(data / "test")]
-    jersey_cls("predict", *common, "--ckpt_path", str(best), *test, log=run / "bench.log")
-    with open(run / "predictions.csv", newline="") as f:
+    jersey_cls("predict", *common, "--ckpt_path", str(best), *test, "--predictions.path", str(run / "test.csv"),
+               log=run / "bench.log")  # fmt: skip
+    with open(run / "test.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 

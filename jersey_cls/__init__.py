@@ -9,7 +9,3 @@ __version__ = "0.1.0"
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/jersey-cls, else ~/.cache/jersey-cls."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jersey-cls"
-
-
-# torch makes /tmp/torchinductor_<user> on import and keeps its compile cache there; keep it in ours.
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default_cache_dir() / "torchinductor"))

@@ -97,3 +97,8 @@ def eval_args(subcommand: str, data_root: Path, *extra: str) -> list[str]:
 def printed_metric(output: str, name: str) -> float:
     """A metric from Lightning's results table as printed by validate/test."""
     return float(re.search(rf"{re.escape(name)}\s*│\s*([0-9.]+)", output).group(1))
+
+
+def predictions_of(run: Path = Path("runs/jersey")) -> Path:
+    """The newest file `predict` wrote into the run folder's predictions/."""
+    return max((run / "predictions").iterdir(), key=lambda p: p.stat().st_mtime_ns)

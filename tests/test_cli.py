@@ -93,7 +93,9 @@ def test_validate_with_a_checkpoint_prints_accuracy(jsonl_root, capsys):
 
 
 def test_test_subcommand_reports_test_metrics(jsonl_root, capsys):
-    main(["test", *fit_args(jsonl_root)[1:]])
+    main(fit_args(jsonl_root))
+    capsys.readouterr()
+    main(eval_args("test", jsonl_root))
     assert "test/acc_top1" in capsys.readouterr().out
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -5,7 +7,7 @@ from jersey_cls.cli import JerseyCLI, main
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, fit_args
 
 STACKS = [
     ["base.yaml"],
@@ -30,19 +32,22 @@ def config_args(stack: list[str]) -> list[str]:
 def test_every_shipped_stack_parses(capsys, stack):
     config = print_config(capsys, ["fit", *config_args(stack)])
     assert config["trainer"]["default_root_dir"] == "runs/jersey"
-    dirpaths = {cb.get("init_args", {}).get("dirpath") for cb in config["trainer"]["callbacks"]} - {None}
-    assert dirpaths == {"runs/jersey/checkpoints"}
+    # No run paths in the config: they are filled in under the run folder, so the config moves with it.
+    assert "runs/jersey/" not in yaml.safe_dump(config)
     loggers = [logger["class_path"].rsplit(".", 1)[1] for logger in config["trainer"]["logger"]]
-    assert loggers[0] == "CSVLogger"
+    assert loggers[0] == "CSVLogs"
     assert ("WandbLogger" in loggers) == ("wandb.yaml" in stack)
 
 
-def test_run_folder_moves_checkpoints_and_logs(capsys):
-    config = print_config(capsys, ["fit", *config_args(["base.yaml"]), "--trainer.default_root_dir", "elsewhere"])
-    assert {cb.get("init_args", {}).get("dirpath") for cb in config["trainer"]["callbacks"]} - {None} == {
-        "elsewhere/checkpoints"
-    }
-    assert config["trainer"]["logger"][0]["init_args"]["save_dir"] == "elsewhere"
+def test_a_printed_config_fed_back_with_another_run_folder_moves_every_file(capsys, tmp_path, jsonl_root):
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(yaml.safe_dump(print_config(capsys, ["fit", *config_args(["base.yaml"])])))
+    small = fit_args(jsonl_root)[3:]  # fit_args without its --config base.yaml
+    main(["fit", "--config", str(printed), *small, "--trainer.default_root_dir", "other"])
+    assert sorted(p.name for p in Path().iterdir() if p.name in ("runs", "other")) == ["other"]
+    for made in ("checkpoints/last.ckpt", "logs/version_0/metrics.csv", "logs/version_0/config.yaml",
+                 "confusion_matrix/epoch_000.png", "export/model.onnx", "model_card.md"):  # fmt: skip
+        assert (Path("other") / made).is_file(), made
 
 
 def test_print_config_round_trips(capsys, tmp_path):

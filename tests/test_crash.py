@@ -152,7 +152,8 @@ def test_a_run_interrupted_anywhere_and_resumed_ends_with_the_same_weights_bit_f
             reason = "Ctrl-C" if how == signal.SIGINT else "SIGTERM"
             assert f"stopped by {reason}" in Path("stderr.txt").read_text()
         resumes_at = torch.load(last, weights_only=True)
-        resume_points.append(tuple(resumes_at["JerseyDataModule"].values()))  # (epoch, batches done in it)
+        state = resumes_at["JerseyDataModule"]
+        resume_points.append((state["epoch"], state["batches_done"]))
     subprocess.run(fit("interrupted"), check=True, capture_output=True, env=env, timeout=300)
 
     assert any(0 < done < steps_per_epoch for _, done in resume_points), resume_points  # mid-epoch resumes
@@ -209,7 +210,8 @@ def test_sigterm_during_validation_stops_at_the_epoch_end_and_resumes_exactly(js
         fit("interrupted")
     assert stop.value.code == 143
     stopped = torch.load("interrupted/checkpoints/last.ckpt", weights_only=True)
-    assert stopped["JerseyDataModule"] == {"epoch": 2, "batches_done": 0}  # epoch 1 ended, validated, saved
+    state = stopped["JerseyDataModule"]
+    assert (state["epoch"], state["batches_done"]) == (2, 0)  # epoch 1 ended, validated, saved
     fit("interrupted")
     straight, resumed = (
         torch.load(f"{run}/checkpoints/last.ckpt", weights_only=True) for run in ("straight", "interrupted")

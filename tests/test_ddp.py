@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
-from .conftest import CONFIGS, eval_args, fit_args, printed_metric
+from .conftest import CONFIGS, eval_args, fit_args, predictions_of, printed_metric
 from .test_metrics import top_labels
 
 LAST = Path("runs/jersey/checkpoints/last.ckpt")
@@ -61,7 +61,7 @@ def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root):
     # Every metric the DDP run logged, recomputed by scikit-learn from what predict answers on the same crops.
     predict = eval_args("predict", jsonl_root, "--data.predict_path", str(valid))
     assert subprocess.run(["jersey-cls", *predict], capture_output=True).returncode == 0
-    with open("runs/jersey/predictions.csv", newline="") as f:
+    with open(predictions_of(), newline="") as f:
         rows = list(csv.DictReader(f))
     y_true, y_pred = [row["label"] for row in rows], [row["pred_label"] for row in rows]
     in_top5 = [row["label"] in top_labels(row) for row in rows]

@@ -13,7 +13,7 @@ from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import LEGAL_NUMBERS
 
-from .conftest import CONFIGS, LABELS, eval_args, fit_args, printed_metric
+from .conftest import CONFIGS, LABELS, eval_args, fit_args, predictions_of, printed_metric
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path("runs/jersey")
@@ -57,10 +57,11 @@ def test_resume_restores_the_ema_state(trained):
     assert int(checkpoint["averaging_state"]["n_averaged"]) == checkpoint["global_step"] == 15
 
 
-def test_ema_can_be_turned_off(jsonl_root):
+def test_ema_can_be_turned_off(jsonl_root, caplog):
     main(fit_args(jsonl_root, "--ema.enabled", "false"))
     checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
     assert "current_model_state" not in checkpoint and "averaging_state" not in checkpoint
+    assert "WeightAveraging" not in caplog.text  # no note about a missing average at every save
 
 
 def test_predict_matches_validate_and_reports_unreadable_images(trained, capsys):
@@ -71,7 +72,7 @@ def test_predict_matches_validate_and_reports_unreadable_images(trained, capsys)
     main(eval_args("validate", trained))
     validate_acc = printed_metric(capsys.readouterr().out, "val/acc_top1")
     main(eval_args("predict", trained, "--data.predict_path", str(trained / "valid")))
-    with open(RUN / "predictions.csv", newline="") as f:
+    with open(predictions_of(), newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 17
     broken = [row for row in rows if row["error"]]
@@ -94,7 +95,7 @@ def run_readme_snippet(export: Path, paths: list[str]) -> dict[str, str]:
 
 
 def predicted_labels() -> dict[str, str]:
-    with open(RUN / "predictions.csv", newline="") as f:
+    with open(predictions_of(), newline="") as f:
         return {row["path"]: row["pred_label"] for row in csv.DictReader(f)}
 
 
@@ -114,10 +115,10 @@ def test_readme_deploy_snippet_answers_what_predict_answers(jsonl_root, head):
         flags = ["--ckpt_path", "reads_47.ckpt", "--trainer.default_root_dir", "unseen"]
         main([*eval_args("export", jsonl_root), *flags])
         main([*eval_args("predict", jsonl_root, "--data.predict_path", str(jsonl_root / "valid")), *flags])
-        with open("unseen/predictions.csv", newline="") as f:
+        with open(predictions_of(Path("unseen")), newline="") as f:
             predicted = {row["path"]: row["pred_label"] for row in csv.DictReader(f)}
         assert set(predicted.values()) == {"47"} and "47" not in LABELS
-        assert run_readme_snippet(Path("unseen/export"), list(predicted)) == predicted
+        assert run_readme_snippet(Path("unseen/exports/reads_47"), list(predicted)) == predicted
 
 
 def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(trained, capsys):
@@ -128,7 +129,8 @@ def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(trained, ca
     capsys.readouterr()
     main(eval_args("export", trained, "--trainer.default_root_dir", "exported"))
     assert "same top-1 on 16/16" in capsys.readouterr().out
-    assert Path("exported/export/model.onnx").is_file() and Path("exported/export/labels.json").is_file()
+    exported = Path("exported/exports/last")
+    assert (exported / "model.onnx").is_file() and (exported / "labels.json").is_file()
 
 
 def test_predict_jsonl_output_and_text_file_of_paths(trained):
@@ -136,7 +138,8 @@ def test_predict_jsonl_output_and_text_file_of_paths(trained):
     list_file = Path("to_read.txt")
     list_file.write_text("\n".join(str(p) for p in paths) + "\n")
     main(eval_args("predict", trained, "--data.predict_path", str(list_file), "--predictions.format", "jsonl"))
-    rows = [json.loads(line) for line in (RUN / "predictions.jsonl").read_text().splitlines()]
+    assert predictions_of().name == "to_read.jsonl"  # named after the input
+    rows = [json.loads(line) for line in predictions_of().read_text().splitlines()]
     assert [row["path"] for row in rows] == [str(p) for p in paths]
     assert all(row["pred_label"] in LABELS and 0 < row["pred_prob"] <= 1 for row in rows)
 
@@ -144,10 +147,15 @@ def test_predict_jsonl_output_and_text_file_of_paths(trained):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--model.backbone", "resnet18"], r"refusing to resume.*model.backbone: checkpoint 'test_resnet', config"),
-        (["--data.image_size", "48"], r"refusing to resume.*data.image_size: checkpoint 32, config 48"),
+        (
+            ["--model.backbone", "resnet18"],
+            r"refusing to resume.*--model.backbone: checkpoint 'test_resnet', now 'resnet18'",
+        ),
+        (["--data.image_size", "48"], r"refusing to resume.*--data.image_size: checkpoint 32, now 48"),
+        (["--data.batch_size", "4"], r"refusing to resume.*--data.batch_size: checkpoint 8, now 4"),
+        (["--trainer.accumulate_grad_batches", "2"], r"--trainer.accumulate_grad_batches: checkpoint 1, now 2"),
     ],
-    ids=["backbone", "image-size"],
+    ids=["backbone", "image-size", "batch-size", "accumulation"],
 )
 def test_resume_that_changes_the_model_is_refused_with_a_diff(trained, capsys, extra, message):
     with pytest.raises(SystemExit):

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from jersey_cls.cli import main
+from jersey_cls.console import jersey_console
 from jersey_cls.data import doctor
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.images import load_rgb
@@ -60,7 +61,8 @@ def test_doctor_names_every_fault_and_fit_still_completes(jsonl_root):
     with pytest.warns(UserWarning, match="the data doctor skipped bad samples") as record:
         main(fit_args(jsonl_root))
     report_warning = next(w for w in record if "data doctor" in str(w.message))
-    printed = warnings.formatwarning(report_warning.message, report_warning.category, report_warning.filename, 1)
+    with jersey_console():  # as the command prints it
+        printed = warnings.formatwarning(report_warning.message, report_warning.category, report_warning.filename, 1)
     assert printed.startswith(f"jersey-cls: warning: --data.data_root {jsonl_root}: the data doctor skipped")
     report = json.loads(Path("runs/jersey/data_report.json").read_text())
     assert {kind: group["count"] for kind, group in report.items()} == FAULTS
@@ -81,15 +83,18 @@ def test_strict_refuses_with_the_whole_report(jsonl_root, capsys):
 
 
 def test_scan_results_are_cached_by_size_and_mtime(jsonl_root, tmp_path, monkeypatch):
-    JerseyDataModule(data_root=str(jsonl_root), cache_dir=str(tmp_path / "c"), num_workers=0)
+    def scan() -> None:
+        JerseyDataModule(data_root=str(jsonl_root), cache_dir=str(tmp_path / "c"), num_workers=0).setup("fit")
+
+    scan()
     monkeypatch.setattr(doctor, "inspect_image", lambda path: pytest.fail(f"re-inspected {path}"))
-    JerseyDataModule(data_root=str(jsonl_root), cache_dir=str(tmp_path / "c"), num_workers=0)
+    scan()
     changed = jsonl_root / "train" / "7_3.jpg"
     changed.write_bytes(b"")
     seen = []
     monkeypatch.setattr(doctor, "inspect_image", lambda path: seen.append(path) or ("zero-byte image", path, None))
     with pytest.warns(UserWarning, match="zero-byte image"):
-        JerseyDataModule(data_root=str(jsonl_root), cache_dir=str(tmp_path / "c"), num_workers=0)
+        scan()
     assert seen == [str(changed)]
 
 

@@ -18,7 +18,7 @@ from sklearn.metrics import (
 from jersey_cls.cli import main
 from jersey_cls.model import evaluation_metrics
 
-from .conftest import eval_args, fit_args, printed_metric
+from .conftest import eval_args, fit_args, predictions_of, printed_metric
 
 RUN = Path("runs/jersey")
 
@@ -64,7 +64,7 @@ def test_printed_metrics_and_reports_equal_sklearn_on_what_predict_answers(jsonl
         main(eval_args(command, jsonl_root))
         printed = capsys.readouterr().out
         main(eval_args("predict", jsonl_root, "--data.predict_path", str(jsonl_root / split)))
-        rows = read_csv(RUN / "predictions.csv")
+        rows = read_csv(predictions_of())
         y_true = np.array([index[row["label"]] for row in rows])
         y_pred = np.array([index[row["pred_label"]] for row in rows])
         in_top5 = [row["label"] in top_labels(row) for row in rows]

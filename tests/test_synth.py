@@ -9,11 +9,12 @@ from PIL import Image
 
 from jersey_cls.cli import main as jersey_cls
 from jersey_cls.data.datamodule import JerseyDataModule
+from jersey_cls.data.summary import summarize
 from jersey_cls.data.synthetic import Look, render_crop
 from jersey_cls.numbers import LEGAL_NUMBERS
 from jersey_cls.synth import main as synth
 
-from .conftest import eval_args, fit_args
+from .conftest import eval_args, fit_args, predictions_of
 
 
 def test_same_seed_same_crop_and_0_and_00_render_differently():
@@ -37,7 +38,9 @@ def test_top_up_of_an_imagefolder_split_then_both_read_together_and_the_digits_h
 
     data = JerseyDataModule(data_root=str(imagefolder_root), image_size=32, num_workers=0)
     assert data.splits["train"].layout == "imagefolder+jsonl"
-    assert data.summary()["per_class"]["7"]["train"] == 12 and data.summary()["per_class"]["00"]["train"] == 10
+    data.setup("fit")
+    per_class = summarize(data.splits, data.class_names, data.data_root)["per_class"]
+    assert per_class["7"]["train"] == 12 and per_class["00"]["train"] == 10
     assert data.class_names == ["0", "00", "7", "23", "41"]
 
     # The digits head: all 101 numbers as classes, both heads reported, the export checked against PyTorch.
@@ -48,7 +51,7 @@ def test_top_up_of_an_imagefolder_split_then_both_read_together_and_the_digits_h
         logged = [row for row in csv.DictReader(f) if row["val/acc_top1"]]
     assert 0 <= float(logged[-1]["val/classes_head_acc_top1"]) <= 1
     jersey_cls(eval_args("predict", imagefolder_root))
-    with open(run / "predictions.csv", newline="") as f:
+    with open(predictions_of(), newline="") as f:
         assert {row["pred_label"] for row in csv.DictReader(f)} <= set(LEGAL_NUMBERS)
 
 

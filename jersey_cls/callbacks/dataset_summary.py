@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jersey_cls.data.doctor import format_report
+from jersey_cls.data.summary import summarize
 
 
 class DatasetSummary(pl.Callback):
@@ -15,9 +16,10 @@ class DatasetSummary(pl.Callback):
     (``<run>/dataset_summary.json``, ``<run>/data_report.json``)."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or not hasattr(trainer.datamodule, "summary"):
+        data = trainer.datamodule
+        if not trainer.is_global_zero or "train" not in getattr(data, "splits", {}):
             return
-        summary = trainer.datamodule.summary()
+        summary = summarize(data.splits, data.class_names, data.data_root)
         run = Path(trainer.default_root_dir)
         run.mkdir(parents=True, exist_ok=True)
         (run / "dataset_summary.json").write_text(json.dumps(summary, indent=2))

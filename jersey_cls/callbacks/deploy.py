@@ -6,12 +6,13 @@ import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
-import torch
 
 from jersey_cls.callbacks.ema import EMA
+from jersey_cls.checkpoints import read_checkpoint
 from jersey_cls.errors import JerseyInputError, JerseyWarning
 from jersey_cls.export import export_onnx, validation_crops
 from jersey_cls.model_card import count_flops, dataset_summary, write_model_card
+from jersey_cls.trainer import load_model
 
 
 class ExportOnFitEnd(pl.Callback):
@@ -37,11 +38,8 @@ class ExportOnFitEnd(pl.Callback):
                 stacklevel=1,
             )
             return
-        # A fresh model for the best weights; LightningCLI adds private keys such as _instantiator to hparams.
-        init_args = {k: v for k, v in pl_module.hparams.items() if not k.startswith("_")}
-        model = type(pl_module)(**{**init_args, "pretrained": False})
-        checkpoint = torch.load(best.best_model_path or best.last_model_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(checkpoint["state_dict"])
+        path = best.best_model_path or best.last_model_path
+        model = load_model(path)
         image_size = model.hparams.image_size
         export = None
         if self.onnx:
@@ -59,7 +57,7 @@ class ExportOnFitEnd(pl.Callback):
                 "flops": count_flops(model.net, image_size),
                 "image_size": image_size,
                 "best_acc": float(best.best_model_score) if best.best_model_score is not None else float("nan"),
-                "best_epoch": checkpoint["epoch"],
+                "best_epoch": read_checkpoint(Path(path))["epoch"],
                 "best_checkpoint": best.best_model_path,
                 "ema": any(isinstance(cb, EMA) and cb.enabled for cb in trainer.callbacks),
                 "export": export,

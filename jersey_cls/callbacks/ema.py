@@ -3,6 +3,8 @@
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 
+from jersey_cls.lightning_internals import holds_average
+
 
 class EMA(WeightAveraging):
     def __init__(self, enabled: bool = True, decay: float = 0.9999, warmup: bool = True) -> None:
@@ -38,10 +40,14 @@ class EMA(WeightAveraging):
         return self.enabled and super().should_update(step_idx, epoch_idx)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if self._average_model is not None:
+        if holds_average(self):
             super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if holds_average(self):  # with EMA off, Lightning would note at every save that there is no average
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         # Outside fit there is no average to restore: the checkpoint's state_dict already holds the EMA weights.
-        if self._average_model is not None:
+        if holds_average(self):
             super().on_load_checkpoint(trainer, pl_module, checkpoint)

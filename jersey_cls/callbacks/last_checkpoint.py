@@ -1,25 +1,16 @@
 """LastCheckpoint: last.ckpt at every epoch end and every few minutes within one, so a kill loses little."""
 
-from datetime import timedelta
-
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from jersey_cls.errors import TrainingDiverged
-
-
-def agree_on_stop(trainer) -> None:
-    """Under DDP, stop requests take effect here, on all ranks at once (see jersey_cls.trainer.StopRequests).
-    Checkpoint callbacks run after all others, so every callback has finished its step before this."""
-    agree = getattr(trainer._signal_connector, "agree", None)  # absent on a plain Lightning Trainer
-    if agree is not None:
-        agree()
+from jersey_cls import lightning_internals as internals
+from jersey_cls.errors import JerseyInputError, TrainingDiverged
 
 
 class LastCheckpoint(ModelCheckpoint):
     def __init__(
         self,
-        dirpath: str,
+        dirpath: str | None = None,
         every_n_minutes: float | None = 10.0,
         every_n_train_steps: int | None = None,
         save_on_exception: bool = True,
@@ -29,12 +20,19 @@ class LastCheckpoint(ModelCheckpoint):
         Lightning's ModelCheckpoint saves either per epoch or per time/steps; this one does both.
 
         Args:
-            dirpath: Checkpoint folder.
+            dirpath: Checkpoint folder. None: ``<run folder>/checkpoints``.
             every_n_minutes: Also save within an epoch once this much training time has passed. None: only at
                 epoch ends (and on exceptions).
             every_n_train_steps: Also save every this many optimizer steps. None: not by steps.
             save_on_exception: Save when fit stops on SIGTERM (preemption), Ctrl-C or divergence.
         """
+        problems = []
+        if every_n_minutes is not None and every_n_minutes <= 0:
+            problems.append(f"--last_checkpoint.every_n_minutes {every_n_minutes}: give minutes > 0, or null")
+        if every_n_train_steps is not None and every_n_train_steps < 1:
+            problems.append(f"--last_checkpoint.every_n_train_steps {every_n_train_steps}: give 1 or more, or null")
+        if problems:
+            raise JerseyInputError("\n".join(problems))
         super().__init__(
             dirpath=dirpath,
             filename="last",
@@ -44,9 +42,7 @@ class LastCheckpoint(ModelCheckpoint):
             every_n_epochs=1,
             save_on_exception=save_on_exception,
         )
-        # Set after the parent's check, which allows only one of epochs, steps and time.
-        self._every_n_train_steps = every_n_train_steps or 0
-        self._train_time_interval = timedelta(minutes=every_n_minutes) if every_n_minutes else None
+        internals.save_also_every(self, every_n_train_steps, every_n_minutes)
         self._sigterm_deferred = False
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
@@ -57,7 +53,7 @@ class LastCheckpoint(ModelCheckpoint):
             super().on_exception(trainer, pl_module, exception)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        agree_on_stop(trainer)
+        internals.agree_on_stop(trainer)
         # The epoch-end save follows the last batch, with the epoch's validation results in it.
         if batch_idx + 1 < trainer.num_training_batches:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
@@ -66,21 +62,21 @@ class LastCheckpoint(ModelCheckpoint):
     # that epoch's metrics. So a SIGTERM during fit's validation is acted on once validation and, at an epoch's
     # end, the epoch-end checkpoints are done.
     def on_validation_batch_end(self, trainer, *args, **kwargs) -> None:
-        if trainer.received_sigterm and trainer.state.fn == "fit" and not trainer.sanity_checking:
-            trainer._signal_connector.received_sigterm = False
+        if internals.stopping(trainer) and trainer.state.fn == "fit" and not trainer.sanity_checking:
+            internals.set_stopping(trainer, False)
             self._sigterm_deferred = True
 
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:  # validation within an epoch
+        if not internals.at_last_train_batch(trainer):  # validation within an epoch
             self._act_on_deferred_sigterm(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         self._act_on_deferred_sigterm(trainer)
-        agree_on_stop(trainer)  # a request that came during the epoch-end validation (DDP)
+        internals.agree_on_stop(trainer)  # a request that came during the epoch-end validation (DDP)
 
     def _act_on_deferred_sigterm(self, trainer) -> None:
         if self._sigterm_deferred:
-            trainer._signal_connector.received_sigterm = True
+            internals.set_stopping(trainer, True)
             self._sigterm_deferred = False

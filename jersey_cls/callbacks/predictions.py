@@ -1,4 +1,4 @@
-"""PredictionWriter: stream `predict` results to <run>/predictions.csv (or .jsonl), one row per input image."""
+"""PredictionWriter: stream `predict` results to a CSV (or JSON lines) file, one row per input image."""
 
 import csv
 import json
@@ -6,23 +6,32 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.callbacks import BasePredictionWriter
+
+from jersey_cls.run_folder import predictions_file
 
 
 class PredictionWriter(BasePredictionWriter):
-    def __init__(self, format: Literal["csv", "jsonl"] = "csv", top_k: int = 5) -> None:
+    def __init__(
+        self, format: Literal["csv", "jsonl"] = "csv", top_k: PositiveInt = 5, path: str | None = None
+    ) -> None:
         """Write predictions as they are made, so memory does not grow with the input.
 
         Columns: path, pred_label, pred_prob, top1_label, top1_prob, ... topK_prob, label (when the input
         has one: JSONL and ImageFolder splits), error (why an image could not be read; its predictions are empty).
 
         Args:
-            format: "csv" writes <run>/predictions.csv, "jsonl" writes <run>/predictions.jsonl.
+            format: "csv" or "jsonl" (JSON lines).
             top_k: Number of top labels and probabilities per row.
+            path: File to write (overwritten if it exists). None: <run>/predictions/<input name>.<format>, e.g.
+                predictions/crops.csv for --data.predict_path crops/, with -2, -3, ... added rather than
+                overwriting an earlier one.
         """
         super().__init__(write_interval="batch")
         self.format = format
-        self.top_k = top_k
+        self.top_k = int(top_k)
+        self.chosen_path = path
         self._file = None
         self._writer = None
         self.path: Path | None = None
@@ -35,7 +44,8 @@ class PredictionWriter(BasePredictionWriter):
         self._columns = ["path", "pred_label", "pred_prob"]
         self._columns += [f"top{i}_{kind}" for i in range(1, k + 1) for kind in ("label", "prob")]
         self._columns += ["label", "error"]
-        self.path = Path(trainer.default_root_dir) / f"predictions.{self.format}"
+        stem = getattr(trainer.datamodule, "predict_name", "predictions")
+        self.path = Path(self.chosen_path or predictions_file(Path(trainer.default_root_dir), stem, self.format))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in on_predict_end
         if self.format == "csv":

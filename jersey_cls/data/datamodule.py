@@ -1,130 +1,49 @@
-"""JerseyDataModule: finds the splits, derives the class list and weights, serves uint8 crops."""
+"""JerseyDataModule: the class list from train's labels, the splits checked by the data doctor, uint8 crops."""
 
-import contextlib
-import fcntl
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 import lightning.pytorch as pl
-import torch
+from filelock import FileLock
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
+from torch.utils.data import DataLoader
 
 from jersey_cls import default_cache_dir
-from jersey_cls.data.doctor import examine, format_report
-from jersey_cls.data.images import load_rgb
-from jersey_cls.data.layouts import Split, label_sort_key, read_predict_inputs, read_split
+from jersey_cls.data.datasets import CropDataset, PredictDataset, collate_readable, decode_or_none
+from jersey_cls.data.doctor import examine, format_report, skip_flagged
+from jersey_cls.data.layouts import SPLIT_NAMES, Split, label_sort_key, read_predict_inputs, read_split
 from jersey_cls.data.sampling import EpochSampler
-from jersey_cls.data.synthetic import embedded_dataset
+from jersey_cls.data.synthetic import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset, embedded_root
 from jersey_cls.data.transforms import eval_transform, train_transform
 from jersey_cls.errors import JerseyInputError, JerseyWarning
+from jersey_cls.hyperparameters import plain_numbers
+from jersey_cls.lightning_internals import train_progress
 from jersey_cls.numbers import LEGAL_NUMBERS, is_legal
-from jersey_cls.seeds import derive_seed, run_seed
+from jersey_cls.seeds import run_seed
 
-
-class CropDataset(Dataset):
-    """{"image": uint8 CHW, "target": class index, "index": sample index}; an unreadable image yields ``None``,
-    which the collate drops. The index lets a failing batch be traced back to its files."""
-
-    def __init__(
-        self,
-        samples: list[tuple[str, int]],
-        transform: v2.Transform,
-        seed: int | None = None,
-        decoded: dict[str, Image.Image] | None = None,
-    ) -> None:
-        self.samples = samples
-        self.transform = transform
-        self.seed = seed
-        self.decoded = decoded or {}
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, key: int | tuple[int, int, int]):
-        """``key`` is an index, or (epoch, position, index) from EpochSampler: then the augmentation is seeded by
-        (epoch, position), so a resumed run augments exactly as an uninterrupted one, in any worker."""
-        epoch, position, index = key if isinstance(key, tuple) else (None, None, key)
-        path, target = self.samples[index]
-        try:
-            image = self.decoded[path] if path in self.decoded else load_rgb(path)
-            if epoch is not None and self.seed is not None:
-                # The transforms draw from torch's global CPU generator. Reseeding it (not forking it: 70x the
-                # cost) is harmless in the main process too, where the model reseeds it at every step.
-                torch.random.default_generator.manual_seed(derive_seed(self.seed, epoch, position))
-            image = self.transform(image)
-            return {"image": image, "target": target, "index": index}
-        except (OSError, ValueError) as error:
-            warnings.warn(f"skipping unreadable image {path}: {error}", JerseyWarning, stacklevel=1)
-            return None
-
-
-class PredictDataset(Dataset):
-    """{"image", "path", "label", "error"} per input; an unreadable image gets a blank image and its error text."""
-
-    def __init__(self, inputs: list[tuple[str, str | None]], transform: v2.Transform, image_size: int) -> None:
-        self.inputs = inputs
-        self.transform = transform
-        self.image_size = image_size
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int) -> dict:
-        path, label = self.inputs[index]
-        try:
-            tensor = self.transform(load_rgb(path))
-            error = ""
-        except (OSError, ValueError) as failure:
-            tensor = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
-            error = f"{type(failure).__name__}: {failure}"
-        return {"image": tensor, "path": path, "label": label or "", "error": error}
-
-
-def decode_or_none(path: str) -> Image.Image | None:
-    """The decoded image, or None for an unreadable one, which the dataset then reports when it is drawn."""
-    try:
-        return load_rgb(path)
-    except (OSError, ValueError):
-        return None
-
-
-@contextlib.contextmanager
-def one_process_at_a_time(cache: Path):
-    """Serialises rendering and scanning across processes (DDP ranks, concurrent runs): the first does the work,
-    the others then find it in the cache instead of repeating it."""
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def collate_readable(batch: list):
-    """Default collate over the samples that decoded, so one bad image never kills an epoch."""
-    readable = [sample for sample in batch if sample is not None]
-    if not readable:
-        return None
-    return torch.utils.data.default_collate(readable)
+# What each stage reads; the data doctor looks at every split present, for leakage into val and test.
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
 
 
 class JerseyDataModule(pl.LightningDataModule):
     def __init__(
         self,
         data_root: str | None = None,
-        image_size: int = 224,
-        batch_size: int = 64,
-        num_workers: int = 2,
+        image_size: PositiveInt = 224,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 2,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         sampler: Literal["shuffle", "balanced"] = "shuffle",
+        augment: ClosedUnitInterval = 1.0,
         jpeg_quality: tuple[int, int] = (15, 70),
-        jpeg_p: float = 0.6,
+        jpeg_p: ClosedUnitInterval = 0.6,
         noise_sigma: tuple[float, float] = (5.0, 30.0),
-        noise_p: float = 0.5,
-        erasing_p: float = 0.2,
+        noise_p: ClosedUnitInterval = 0.5,
+        erasing_p: ClosedUnitInterval = 0.2,
         decode_once: bool = False,
         cache_dir: str | None = None,
         strict: bool = False,
@@ -135,113 +54,133 @@ class JerseyDataModule(pl.LightningDataModule):
         """Jersey-number crops in Roboflow JSONL or ImageFolder layout.
 
         Args:
-            data_root: Dataset folder holding train/, val/ or valid/, and optionally test/. None trains on the
-                embedded synthetic jersey set.
+            data_root: Dataset folder holding train/, val/ (or valid/, validation/) and optionally test/. None
+                trains on the embedded synthetic jersey set.
             image_size: Side of the square input, in pixels.
             batch_size: Crops per batch.
             num_workers: Data-loading worker processes.
             pin_memory: Pin batches in page-locked memory for faster host-to-GPU copies.
             persistent_workers: Keep workers alive between epochs (needs num_workers > 0).
             sampler: "shuffle" for plain shuffling, "balanced" for a class-balanced WeightedRandomSampler.
+            augment: Strength of the training augmentation: 1 is the published ResNet18 recipe's (crop, affine,
+                perspective, colour, blur, and the JPEG, noise and erasing probabilities below), 0 is none. Every
+                magnitude and probability scales with it.
             jpeg_quality: JPEG re-compression quality range used in training augmentation.
-            jpeg_p: Probability of JPEG re-compression per training crop.
+            jpeg_p: Probability of JPEG re-compression per training crop, at augment 1.
             noise_sigma: Gaussian noise sigma range on the 0-255 scale.
-            noise_p: Probability of Gaussian noise per training crop.
-            erasing_p: Probability of random erasing per training crop.
+            noise_p: Probability of Gaussian noise per training crop, at augment 1.
+            erasing_p: Probability of random erasing per training crop, at augment 1.
             decode_once: Decode every image once, when its loader is built, and keep the pixels in RAM (the
                 workers share them) instead of decoding each epoch. Off: decoding is under a tenth of a
                 worker's time per crop (bench/run.py data).
             cache_dir: Cache folder (embedded set, data-doctor results). None: $XDG_CACHE_HOME/jersey-cls or
                 ~/.cache/jersey-cls.
             strict: Refuse to train when the data doctor finds any problem, instead of skipping bad samples.
-            class_names: Fixed class list in index order. None derives it from train; with --ckpt_path, validate,
-                test and predict take it from the checkpoint.
+            class_names: Fixed class list in index order. None derives it from train; validate, test, predict
+                and export take it from the checkpoint.
             all_numbers: Class list = the 101 legal numbers (0-99 and 00), those absent from train included; every
                 label must be one of them. Set by --model.head digits.
-            predict_path: What `predict` reads: a folder of images, a JSONL or ImageFolder split folder, or a text
-                file of image paths. None predicts on the test split (or val). When set, data_root is not read.
+            predict_path: What `predict` reads: an image, a folder of images, a JSONL or ImageFolder split folder,
+                or a text file of image paths. None predicts on the test split (or val).
         """
         super().__init__()
         # class_names is saved once, with the model; saving it here too would make Lightning's hparams merge fail.
         self.save_hyperparameters(ignore=["class_names"])
+        plain_numbers(self.hparams)
+        self.cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.embedded = data_root is None
+        self.data_root = embedded_root(self.cache) if self.embedded else Path(data_root).expanduser()
         self.splits: dict[str, Split] = {}
         self.predict_inputs: list[tuple[str, str | None]] = []
+        self.predict_name = "predictions"  # names the predictions file after the input
         self.data_report: dict = {}
         self.fixed_class_names = class_names is not None
         self.resume_at = {"epoch": 0, "batches_done": 0}
         self.decoded: dict[str, Image.Image] = {}
-        if predict_path is not None:
-            if class_names is None:
+        counts = self._train_label_counts(required=class_names is None)
+        self.class_names: list[str] = list(class_names) if class_names else self._derive_classes(counts, all_numbers)
+        # Inverse frequency, scaled to mean 1 so the loss scale matches the unweighted loss.
+        total, num_classes = sum(counts.values()), len(self.class_names)
+        self.class_weights = [
+            total / (num_classes * max(1, counts[name])) if total else 1.0 for name in self.class_names
+        ]
+
+    def _train_label_counts(self, required: bool) -> Counter:
+        """Crops per label in train, from its annotations alone: no image is opened, none is rendered."""
+        if self.embedded:
+            return Counter(dict.fromkeys(DEFAULT_NUMBERS, SPLIT_SIZES["train"]))
+        if not self.data_root.is_dir():
+            if required:
                 raise JerseyInputError(
-                    "--data.predict_path needs a trained model: add --ckpt_path CKPT (the class list comes from it)."
-                )
-            self.data_root = None
-            self.class_names = list(class_names)
-            self.class_weights = [1.0] * len(self.class_names)
-            self.predict_inputs = read_predict_inputs(Path(predict_path).expanduser())
-            return
-        cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        if data_root is None:
-            with one_process_at_a_time(cache):
-                root = embedded_dataset(cache)
-        else:
-            root = Path(data_root).expanduser()
-            if not root.is_dir():
-                raise JerseyInputError(
-                    f"--data.data_root {data_root}: no such folder. Point it at the dataset folder that holds "
+                    f"--data.data_root {self.data_root}: no such folder. Point it at the dataset folder that holds "
                     "train/ and val/ (or valid/), or leave it unset to train on the embedded synthetic set."
                 )
-        self.data_root = root
-        train = read_split(root, "train")
-        if train is None:
-            raise JerseyInputError(
-                f"--data.data_root {root}: no train/ split. Expected {root}/train/ next to {root}/val/ "
-                "(or valid/), as Roboflow exports and ImageFolder datasets are laid out."
-            )
-        val = read_split(root, "val")
-        if val is None:
-            raise JerseyInputError(f"--data.data_root {root}: no val/ or valid/ split next to train/. Add one.")
-        self.splits = {"train": train, "val": val}
-        test = read_split(root, "test")
-        if test is not None:
-            self.splits["test"] = test
-        with one_process_at_a_time(cache):
-            self._examine(cache, strict, max(1, num_workers))
-        split_for_predict = self.splits.get("test", val)
-        self.predict_inputs = [(path, label) for path, label in split_for_predict.samples]
+            return Counter()
+        train = self._read("train", required)
+        return Counter(label for _, label in train.samples) if train else Counter()
 
-        counts = Counter(label for _, label in train.samples)
-        if all_numbers and not class_names:
+    def _derive_classes(self, counts: Counter, all_numbers: bool) -> list[str]:
+        where = f"--data.data_root {self.data_root}"
+        if all_numbers:
             not_numbers = sorted((label for label in counts if not is_legal(label)), key=label_sort_key)
             if not_numbers:
                 raise JerseyInputError(
-                    f"{train.root}: --model.head digits reads the numbers 0-99 and 00, and train has other labels: "
+                    f"{where}: --model.head digits reads the numbers 0-99 and 00, and train has other labels: "
                     f"{not_numbers[:10]}. Relabel or remove those images, or use --model.head classes."
                 )
-            class_names = LEGAL_NUMBERS
-        self.class_names: list[str] = list(class_names) if class_names else sorted(counts, key=label_sort_key)
-        # Inverse frequency, scaled to mean 1 so the loss scale matches the unweighted loss.
-        total, num_classes = sum(counts.values()), len(self.class_names)
-        self.class_weights: list[float] = [total / (num_classes * max(1, counts[name])) for name in self.class_names]
+            return list(LEGAL_NUMBERS)
+        if len(counts) < 2:
+            raise JerseyInputError(
+                f"{where}: train has {len(counts)} label ({', '.join(counts)}); a classifier needs at least two. "
+                "Add crops of other numbers, or check that the labels were read from the right key or folder."
+            )
+        return sorted(counts, key=label_sort_key)
 
-    def _examine(self, cache_dir: Path, strict: bool, workers: int) -> None:
+    def _read(self, split: str, required: bool) -> Split | None:
+        if split not in self.splits and (found := read_split(self.data_root, split)) is not None:
+            self.splits[split] = found
+        if required and split not in self.splits:
+            names = " or ".join(f"{name}/" for name in SPLIT_NAMES[split])
+            raise JerseyInputError(
+                f"--data.data_root {self.data_root}: no {names} split. Expected the splits train/, val/ (or valid/, "
+                "validation/) and optionally test/, as Roboflow exports and ImageFolder datasets are laid out."
+            )
+        return self.splits.get(split)
+
+    def prepare_data(self) -> None:
+        if self.embedded:
+            with cache_lock(self.cache):
+                embedded_dataset(self.cache)
+
+    def setup(self, stage: str) -> None:
+        if stage == "predict" and self.hparams.predict_path is not None:
+            predict_path = Path(self.hparams.predict_path).expanduser()
+            self.predict_inputs = read_predict_inputs(predict_path)
+            self.predict_name = predict_path.stem
+            return
+        if not self.data_root.is_dir():
+            self._train_label_counts(required=True)  # the error that names the flag
+        for split in ("train", "val", "test"):
+            self._read(split, required=split in STAGE_SPLITS[stage])
+        with cache_lock(self.cache):
+            self._examine()
+        if stage == "predict":
+            split = self._read("test", False) or self._read("val", True)
+            self.predict_inputs, self.predict_name = list(split.samples), split.name
+
+    def _examine(self) -> None:
         """Run the data doctor; skip what it flags (or refuse, when strict) and keep its report."""
-        report, bad, leaking = examine(self.splits, cache_dir, workers)
+        report, bad, leaking = examine(self.splits, self.cache, max(1, self.hparams.num_workers))
         self.data_report = report
         if not report:
             return
         where = f"--data.data_root {self.data_root}"
-        if strict:
+        if self.hparams.strict:
             raise JerseyInputError(
                 f"{where}: the data doctor found problems, and --data.strict is on:\n{format_report(report)}\n"
                 "Fix these files, or drop --data.strict to skip the bad samples and train on the rest."
             )
-        for name, split in self.splits.items():
-            split.samples = [
-                (path, label)
-                for path, label in split.samples
-                if path not in bad and (name == "train" or path not in leaking)
-            ]
+        skip_flagged(self.splits, bad, leaking)
         warnings.warn(
             f"{where}: the data doctor skipped bad samples (use --data.strict true to refuse instead):\n"
             + format_report(report),
@@ -250,21 +189,21 @@ class JerseyDataModule(pl.LightningDataModule):
         )
 
     def state_dict(self) -> dict:
-        """Saved in checkpoints: where in which epoch training stands, so the train order resumes there.
+        """Saved in checkpoints: where in which epoch training stands, so the train order resumes there, and
+        what that order depends on, so a resume that would change it is refused.
 
         Lightning iterates the train loader before it restores its loops, and worker processes take their first
         indices then, so the sampler must be built at the right place rather than moved there later."""
         if self.trainer is None:
             return {}
-        epochs = self.trainer.fit_loop.epoch_progress.current
-        batches = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        # Between epochs Lightning starts the next one afresh. Within one it resumes after the last batch that
-        # finished its optimizer step (saved on_train_batch_end or on SIGTERM), as counted here.
-        if epochs.processed == epochs.started:
-            done = 0
-        else:
-            done = batches.processed if batches.processed == batches.started else batches.completed
-        return {"epoch": epochs.processed, "batches_done": done}
+        epoch, batches_done = train_progress(self.trainer)
+        return {
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "batch_size": self.hparams.batch_size,
+            "world_size": self.trainer.world_size,
+            "accumulate_grad_batches": self.trainer.accumulate_grad_batches,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.resume_at = {"epoch": state_dict.get("epoch", 0), "batches_done": state_dict.get("batches_done", 0)}
@@ -272,25 +211,6 @@ class JerseyDataModule(pl.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    def summary(self) -> dict:
-        """Per-split image and per-class counts, the train imbalance ratio, and classes missing from each split."""
-        counts = {name: Counter(label for _, label in split.samples) for name, split in self.splits.items()}
-        train = counts["train"]
-        others = {name: c for name, c in counts.items() if name != "train"}
-        if not self.splits:
-            return {"predict_inputs": len(self.predict_inputs), "classes": len(self.class_names)}
-        return {
-            "data_root": str(self.data_root),
-            "layout": {name: split.layout for name, split in self.splits.items()},
-            "images": {name: sum(c.values()) for name, c in counts.items()},
-            "classes": len(self.class_names),
-            "imbalance_ratio": max(train.values()) / min(train.values()),
-            "missing_from": {name: [label for label in self.class_names if not c[label]] for name, c in others.items()},
-            "not_in_train": {name: sorted(set(c) - set(train), key=label_sort_key) for name, c in others.items()},
-            "skipped": {name: {k: len(v) for k, v in split.skipped.items()} for name, split in self.splits.items()},
-            "per_class": {label: {name: c[label] for name, c in counts.items()} for label in self.class_names},
-        }
 
     def _indexed(self, split: Split) -> list[tuple[str, int]]:
         """Samples with class indices; labels that train lacks cannot be scored and are left out."""
@@ -306,20 +226,15 @@ class JerseyDataModule(pl.LightningDataModule):
         return [(path, index[label]) for path, label in split.samples if label in index]
 
     def _loader(self, split_name: str, train: bool) -> DataLoader:
-        if split_name not in self.splits:
-            raise JerseyInputError(
-                f"--data.data_root {self.data_root}: no {split_name}/ split, so there is nothing to "
-                f"{'test' if split_name == 'test' else 'load'}. Add {self.data_root}/{split_name}/ or use `validate`."
-            )
         hp = self.hparams
-        samples = self._indexed(self.splits[split_name])
+        samples = self._indexed(self._read(split_name, required=True))
         if train:
             transform = train_transform(
-                hp.image_size, hp.jpeg_quality, hp.jpeg_p, hp.noise_sigma, hp.noise_p, hp.erasing_p
+                hp.image_size, hp.augment, hp.jpeg_quality, hp.jpeg_p, hp.noise_sigma, hp.noise_p, hp.erasing_p
             )
         else:
             transform = eval_transform(hp.image_size)
-        # Under DDP each rank reads its own share (base.yaml sets use_distributed_sampler false: no second split).
+        # Each rank reads its own share: JerseyTrainer turns Lightning's distributed sampler off.
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler, seed = range(rank, len(samples), world_size), None  # evaluation: every sample once, no padding
         if train:
@@ -355,3 +270,10 @@ class JerseyDataModule(pl.LightningDataModule):
         hp = self.hparams
         dataset = PredictDataset(self.predict_inputs, eval_transform(hp.image_size), hp.image_size)
         return DataLoader(dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, pin_memory=hp.pin_memory)
+
+
+def cache_lock(cache: Path) -> FileLock:
+    """Serialises rendering and scanning across processes (DDP ranks, concurrent runs): the first does the work,
+    the others then find it in the cache instead of repeating it."""
+    cache.mkdir(parents=True, exist_ok=True)
+    return FileLock(cache / ".lock")

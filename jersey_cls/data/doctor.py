@@ -106,6 +106,16 @@ def examine(splits: dict[str, Split], cache_dir: Path, workers: int) -> tuple[di
     return report, bad, leaking
 
 
+def skip_flagged(splits: dict[str, Split], bad: set[str], leaking: set[str]) -> None:
+    """Drop the bad images from every split, and val/test images that duplicate a train image."""
+    for name, split in splits.items():
+        split.samples = [
+            (path, label)
+            for path, label in split.samples
+            if path not in bad and (name == "train" or path not in leaking)
+        ]
+
+
 def format_report(report: dict) -> str:
     lines = []
     for kind, group in report.items():

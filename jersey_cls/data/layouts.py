@@ -14,7 +14,8 @@ from pathlib import Path
 from jersey_cls.errors import JerseyInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid"), "test": ("test",)}
+SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+JSONL_KEYS = ("image", "suffix")  # Roboflow's text-image-pairs export: the image file and its label
 
 
 @dataclass
@@ -84,25 +85,37 @@ def read_split_dir(split_dir: Path, split: str) -> Split:
 
 
 def _read_jsonl(jsonl_file: Path, split: Split) -> None:
+    other_keys = set()
+    found = len(split.samples)
     for line_number, line in enumerate(jsonl_file.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{jsonl_file}:{line_number}"
         try:
             row = json.loads(line)
-            image, label = row["image"], row["suffix"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            split.skip("malformed JSONL line", where)
+        except json.JSONDecodeError as error:
+            split.skip("malformed JSONL line", f"{where}: not JSON ({error.msg})")
             continue
-        label = str(label).strip()
+        if not isinstance(row, dict) or not all(key in row for key in JSONL_KEYS):
+            keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+            other_keys.add(str(keys))
+            split.skip("malformed JSONL line", f"{where}: has {keys}, expected the keys {list(JSONL_KEYS)}")
+            continue
+        label = str(row["suffix"]).strip()
         if not label:
             split.skip("empty label", where)
             continue
-        image_path = jsonl_file.parent / image
+        image_path = jsonl_file.parent / str(row["image"])
         if not image_path.is_file():
             split.skip("missing image", f"{where} -> {image_path}")
             continue
         split.samples.append((str(image_path), label))
+    if len(split.samples) == found and other_keys:
+        raise JerseyInputError(
+            f"{jsonl_file}: no row has the keys {list(JSONL_KEYS)} of Roboflow's JSONL export (found: "
+            f"{', '.join(sorted(other_keys))}). Rename the keys: image is the image file, relative to the .jsonl "
+            "file, and suffix is its label; or lay the split out as ImageFolder (<split>/<label>/<image>)."
+        )
 
 
 def _read_imagefolder(label_dir: Path, split: Split) -> None:
@@ -138,17 +151,26 @@ def _skipped_summary(split: Split) -> str:
 
 
 def read_predict_inputs(predict_path: Path) -> list[tuple[str, str | None]]:
-    """(image path, known label or None) for a folder of images, a JSONL or ImageFolder split, or a text file of paths.
+    """(image path, known label or None) for an image, a folder of images, a JSONL or ImageFolder split, or a text
+    file of image paths, one per line.
 
     Nothing is filtered out: a missing or unreadable image becomes an error row at prediction time.
     """
     if not predict_path.exists():
         raise JerseyInputError(
-            f"--data.predict_path {predict_path}: no such file or folder. Give a folder of images, a split folder "
-            "(annotations.jsonl or <label>/ sub-folders), or a text file with one image path per line."
+            f"--data.predict_path {predict_path}: no such file or folder. Give an image, a folder of images, a split "
+            "folder (annotations.jsonl or <label>/ sub-folders), or a text file with one image path per line."
         )
-    if predict_path.is_file():
-        lines = predict_path.read_text(encoding="utf-8").splitlines()
+    if predict_path.is_file() and predict_path.suffix.lower() in IMAGE_SUFFIXES:
+        inputs = [(str(predict_path), None)]
+    elif predict_path.is_file():
+        try:
+            lines = predict_path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise JerseyInputError(
+                f"--data.predict_path {predict_path}: neither an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a "
+                "text file of image paths. Give an image, a folder of images, a split folder, or a text file."
+            ) from None
         paths = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         inputs = [(str(predict_path.parent / p), None) for p in paths]  # absolute paths stay absolute
     elif jsonl_files := sorted(predict_path.rglob("*.jsonl")):

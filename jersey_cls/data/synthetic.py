@@ -252,13 +252,17 @@ def contact_sheet(images: Iterable[tuple[Path, str]], path: Path, columns: int =
     return path
 
 
+def embedded_root(cache_dir: Path | None = None) -> Path:
+    """Where the embedded synthetic set of this render recipe lives (rendered or not)."""
+    recipe = json.dumps([RENDER_VERSION, DEFAULT_NUMBERS, SPLIT_SIZES, asdict(Look()), FONT_FILES])
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:10]
+    return Path(cache_dir or default_cache_dir()) / f"synthetic-{digest}"
+
+
 def embedded_dataset(cache_dir: Path | None = None) -> Path:
     """Path of the embedded synthetic set, rendering it first if this cache does not hold it yet."""
-    look = Look()
-    recipe = json.dumps([RENDER_VERSION, DEFAULT_NUMBERS, SPLIT_SIZES, asdict(look), FONT_FILES])
-    digest = hashlib.sha256(recipe.encode()).hexdigest()[:10]
-    root = Path(cache_dir or default_cache_dir()) / f"synthetic-{digest}"
+    root = embedded_root(cache_dir)
     for split_index, (split, per_number) in enumerate(SPLIT_SIZES.items()):
         if not (root / split / "annotations.jsonl").exists():  # render_set writes a split whole or not at all
-            render_set(root / split, dict.fromkeys(DEFAULT_NUMBERS, per_number), look, seed=split_index)
+            render_set(root / split, dict.fromkeys(DEFAULT_NUMBERS, per_number), Look(), seed=split_index)
     return root

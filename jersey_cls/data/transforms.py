@@ -24,26 +24,34 @@ class RandomGaussianNoise(v2.Transform):
 
 def train_transform(
     image_size: int,
+    strength: float,
     jpeg_quality: tuple[int, int],
     jpeg_p: float,
     noise_sigma: tuple[float, float],
     noise_p: float,
     erasing_p: float,
 ) -> v2.Compose:
+    """The published recipe's augmentation at ``strength`` 1: geometric and colour magnitudes and every
+    probability scale with it, down to none at 0."""
+    if strength == 0:
+        return eval_transform(image_size)
+    s = strength
     # No horizontal flip: a mirrored digit is another digit (6/9, 2/5).
     # JPEG and noise act on the crop at its own resolution, before resizing, as broadcast damage does; applied
     # after a resize to 32 px, JPEG's 8x8 blocks and sigma-30 noise erase the digits and training stalls.
     return v2.Compose(
         [
             v2.PILToTensor(),
-            v2.RandomApply([v2.JPEG(quality=jpeg_quality)], p=jpeg_p),
-            v2.RandomApply([RandomGaussianNoise(noise_sigma)], p=noise_p),
-            v2.RandomResizedCrop(image_size, scale=(0.7, 1.0), ratio=(0.8, 1.25), antialias=True),
-            v2.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(0.9, 1.1), shear=5),
-            v2.RandomPerspective(distortion_scale=0.15, p=0.3),
-            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
-            v2.RandomApply([v2.GaussianBlur(kernel_size=3, sigma=(0.1, 1.5))], p=0.3),
-            v2.RandomErasing(p=erasing_p, scale=(0.02, 0.15), value=0),
+            v2.RandomApply([v2.JPEG(quality=jpeg_quality)], p=jpeg_p * s),
+            v2.RandomApply([RandomGaussianNoise(noise_sigma)], p=noise_p * s),
+            v2.RandomResizedCrop(image_size, scale=(1 - 0.3 * s, 1.0), ratio=(1 / (1 + 0.25 * s), 1 + 0.25 * s)),
+            v2.RandomAffine(
+                degrees=15 * s, translate=(0.05 * s, 0.05 * s), scale=(1 - 0.1 * s, 1 + 0.1 * s), shear=5 * s
+            ),
+            v2.RandomPerspective(distortion_scale=0.15 * s, p=0.3),
+            v2.ColorJitter(brightness=0.3 * s, contrast=0.3 * s, saturation=0.3 * s, hue=0.05 * s),
+            v2.RandomApply([v2.GaussianBlur(kernel_size=3, sigma=(0.1, 1.5))], p=0.3 * s),
+            v2.RandomErasing(p=erasing_p * s, scale=(0.02, 0.15), value=0),
         ]
     )
 

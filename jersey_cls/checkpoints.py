@@ -1,0 +1,159 @@
+"""What a checkpoint means: which file `best` and `last` name, what evaluation takes from it, what a resume may
+not change. The one place jersey-cls reads checkpoints."""
+
+from pathlib import Path
+
+import torch
+from jsonargparse import Namespace
+
+from jersey_cls.errors import JerseyInputError
+
+EVALUATION = ("validate", "test", "predict", "export")
+# A resume must keep these: they define what the weights mean. Other keys (max_epochs, lr, ...) may change.
+MEANING = ("backbone", "head", "image_size")
+# And these: the train order and the schedule depend on them, so an exact resume does too.
+EXACTNESS = ("batch_size", "world_size", "accumulate_grad_batches")
+# What evaluation does not take from a checkpoint: the weights are loaded from it, the classes linked from data.
+NOT_ADOPTED = {"pretrained", "class_names", "class_weights", "image_size", "compile"}
+
+
+def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict:
+    """A jersey-cls checkpoint, loaded the safe way (weights_only); anything else is a clear error."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # torch raises several kinds for non-checkpoints and unsafe pickles
+        raise JerseyInputError(
+            f"{flag} {path}: cannot be loaded as a PyTorch checkpoint ({type(error).__name__}). "
+            "Give a .ckpt written by `jersey-cls fit`, or best or last."
+        ) from None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or not {"class_names", "backbone", "image_size"} <= hparams.keys():
+        raise JerseyInputError(
+            f"{flag} {path}: not a jersey-cls checkpoint (it has no class_names/backbone/image_size "
+            "hyperparameters). Give a .ckpt written by `jersey-cls fit`, or best or last."
+        )
+    return checkpoint
+
+
+def checkpoints_in(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+
+
+def best_checkpoint(folder: Path) -> Path | None:
+    """The best checkpoint as the run's newest checkpoint records it (ModelCheckpoint's best_model_path)."""
+    for candidate in reversed(checkpoints_in(folder)):
+        callbacks = read_checkpoint(candidate).get("callbacks", {})
+        for state in callbacks.values():
+            if isinstance(state, dict) and state.get("monitor") and state.get("best_model_path"):
+                best = folder / Path(state["best_model_path"]).name  # the run folder may have moved
+                if best.is_file():
+                    return best
+    return None
+
+
+def resolve(ckpt_path: str, run: Path, subcommand: str) -> Path | None:
+    """The file ``ckpt_path`` names: ``best`` or ``last`` inside ``<run>/checkpoints``, or a path. None when fit
+    is asked to resume from ``last`` and there is none yet: it then starts the run."""
+    folder = run / "checkpoints"
+    if ckpt_path == "last":
+        found = [p for p in checkpoints_in(folder) if p.name.startswith("last")]
+        if found or subcommand == "fit":
+            return found[-1] if found else None
+    elif ckpt_path == "best":
+        if (found := best_checkpoint(folder)) is not None:
+            return found
+    elif Path(ckpt_path).is_file():
+        return Path(ckpt_path)
+    else:
+        raise JerseyInputError(f"--ckpt_path {ckpt_path}: no such checkpoint file. {listing(run)}")
+    raise JerseyInputError(f"--ckpt_path {ckpt_path}: {run} has no {ckpt_path} checkpoint. {listing(run)}")
+
+
+def listing(run: Path) -> str:
+    found = checkpoints_in(run / "checkpoints")
+    if not found:
+        return (
+            f"{run}/checkpoints/ holds no checkpoint: train one with `jersey-cls fit`, or point "
+            "--trainer.default_root_dir at the run folder."
+        )
+    return f"{run}/checkpoints/ holds: " + ", ".join(p.name for p in found) + " (or say best or last)."
+
+
+def run_folder_of(path: Path) -> Path | None:
+    """``<run>`` for a checkpoint at ``<run>/checkpoints/<name>.ckpt``."""
+    return path.resolve().parent.parent if path.resolve().parent.name == "checkpoints" else None
+
+
+def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str]) -> list[str]:
+    """Make ``config`` (of validate, test, predict or export) describe the checkpoint's model and data: backbone,
+    head, classes, image size, data root and run folder. A flag given on the command line still wins; when it
+    changes what the checkpoint means, the returned notes say so."""
+    model = checkpoint["hyper_parameters"]
+    data = checkpoint.get("datamodule_hyper_parameters", {})
+    notes = []
+
+    def take(key: str, value) -> None:
+        section, name = key.split(".")
+        if key in explicit:
+            if config[section][name] != value:
+                notes.append(f"--{key} {config[section][name]} overrides the checkpoint's {value!r}")
+        else:
+            config[section][name] = value
+
+    for name, value in model.items():
+        if name in config.model and name not in NOT_ADOPTED:
+            take(f"model.{name}", value)
+    config.model.pretrained = False  # the weights come from the checkpoint
+    config.data.class_names = list(model["class_names"])
+    take("data.image_size", model["image_size"])
+    config.model.image_size = int(config.data.image_size)
+    if "data_root" in data:
+        take("data.data_root", data["data_root"])
+    if "trainer.default_root_dir" not in explicit and (run := run_folder_of(path)) is not None:
+        config.trainer.default_root_dir = str(run)
+    return notes
+
+
+def resume_refusals(checkpoint: dict, config: Namespace) -> list[str]:
+    """What ``config`` would change about the checkpoint's meaning, one line each."""
+    model = checkpoint["hyper_parameters"]
+    ours = {"backbone": config.model.backbone, "head": config.model.head, "image_size": config.data.image_size}
+    key = {"image_size": "data.image_size"}
+    return [
+        f"  --{key.get(name, f'model.{name}')}: checkpoint {model[name]!r}, now {ours[name]!r}"
+        for name in MEANING
+        if model[name] != ours[name]
+    ]
+
+
+def exactness_refusals(checkpoint: dict, now: dict, class_names: list[str]) -> list[str]:
+    """What would make the resumed run differ from an uninterrupted one: the class list, and what the train
+    order and the schedule depend on (``now``: batch_size, world_size, accumulate_grad_batches)."""
+    refusals = []
+    old = list(checkpoint["hyper_parameters"]["class_names"])
+    if old != class_names:
+        detail = (
+            "same labels, different order"
+            if set(old) == set(class_names)
+            else (
+                f"only in checkpoint: {sorted(set(old) - set(class_names))}, "
+                f"only in data: {sorted(set(class_names) - set(old))}"
+            )
+        )
+        refusals.append(f"  class list: checkpoint has {len(old)} classes, the data has {len(class_names)}; {detail}")
+    saved = checkpoint.get("JerseyDataModule", {})
+    flags = {"batch_size": "--data.batch_size", "world_size": "devices x nodes (--trainer.devices, "
+             "--trainer.num_nodes)", "accumulate_grad_batches": "--trainer.accumulate_grad_batches"}  # fmt: skip
+    for name in EXACTNESS:
+        if name in saved and saved[name] != now[name]:
+            refusals.append(f"  {flags[name]}: checkpoint {saved[name]}, now {now[name]}")
+    return refusals
+
+
+def refuse(path, refusals: list[str]) -> None:
+    if refusals:
+        raise JerseyInputError(
+            f"--ckpt_path {path}: refusing to resume, because the run would not continue what the checkpoint "
+            "holds:\n" + "\n".join(refusals) + "\nResume with the checkpoint's values, or start a new run "
+            "elsewhere with --trainer.default_root_dir."
+        )

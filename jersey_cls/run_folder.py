@@ -1,0 +1,71 @@
+"""The run folder: one setting (``trainer.default_root_dir``) names a run, and every path left unset in the
+config (checkpoint folders, log folders) is filled in under it, so a printed config moves with it."""
+
+import importlib
+from pathlib import Path
+
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+
+class CSVLogs(CSVLogger):
+    def __init__(
+        self, save_dir: str | None = None, name: str = "logs", version: int | str | None = None, prefix: str = ""
+    ) -> None:
+        """Lightning's CSVLogger: metrics.csv and hparams.yaml in ``<save_dir>/<name>/version_N``.
+
+        Args:
+            save_dir: None: the run folder (``trainer.default_root_dir``).
+            name: Folder of the versions; each invocation writes a new version.
+            version: A fixed version instead of the next free number.
+            prefix: Prefix for every metric name.
+        """
+        if save_dir is None:
+            raise ValueError("CSVLogs needs save_dir; jersey-cls fills it in with the run folder")
+        super().__init__(save_dir, name=name, version=version, prefix=prefix)
+
+
+def _class_of(spec: Namespace) -> type | None:
+    module, _, name = spec.class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None  # jsonargparse has already checked the class; a failure here is not ours to report
+
+
+def fill_run_paths(config: Namespace) -> None:
+    """``<run>/checkpoints`` for checkpoint callbacks without a dirpath, ``<run>`` for loggers whose save_dir
+    is unset; a path the config sets is kept."""
+    run = config.trainer.default_root_dir or "."
+    config.trainer.default_root_dir = run
+    specs = [config.last_checkpoint] if "last_checkpoint" in config else []
+    for spec in specs:
+        if spec.dirpath is None:
+            spec.dirpath = str(Path(run) / "checkpoints")
+    loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
+    for spec in [*(config.trainer.callbacks or []), *loggers]:
+        if not isinstance(spec, Namespace) or "class_path" not in spec:
+            continue
+        init_args = spec.get("init_args") or Namespace()
+        cls = _class_of(spec)
+        if cls is not None and issubclass(cls, ModelCheckpoint) and init_args.get("dirpath") is None:
+            init_args.dirpath = str(Path(run) / "checkpoints")
+        elif "save_dir" in init_args and init_args.save_dir in (None, "."):  # "." is WandbLogger's default
+            init_args.save_dir = run
+        spec.init_args = init_args
+
+
+def export_folder(run: Path, checkpoint: Path) -> Path:
+    """``<run>/exports/<checkpoint name>``: the fit-end export keeps ``<run>/export`` to itself."""
+    return run / "exports" / checkpoint.stem
+
+
+def predictions_file(run: Path, stem: str, fmt: str) -> Path:
+    """``<run>/predictions/<stem>.<fmt>``, or with ``-2``, ``-3``, ... when that name is taken: an earlier
+    prediction is never overwritten."""
+    folder = run / "predictions"
+    path, n = folder / f"{stem}.{fmt}", 2
+    while path.exists():
+        path, n = folder / f"{stem}-{n}.{fmt}", n + 1
+    return path

@@ -1,0 +1,88 @@
+"""Bad input gets exit 2 and one message that names the flag or file, says what is wrong and how to fix it."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jersey_cls.cli import main
+
+from .conftest import CONFIGS, LABELS, eval_args, fit_args
+
+BASE = ["--config", str(CONFIGS / "base.yaml")]
+
+
+def fails(capsys, args: list[str]) -> str:
+    """What the command printed on stderr; it must have exited 2."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", *BASE, "--data.bach_size", "3"], "did you mean --data.batch_size?"),
+        (["fit", *BASE, "--data.image_size", "0"], '"data.image_size":\n  Not of type PositiveInt: 0'),
+        (["fit", *BASE, "--data.batch_size", "-3"], '"data.batch_size":\n  Not of type PositiveInt: -3'),
+        (["fit", *BASE, "--data.num_workers", "-1"], '"data.num_workers":\n  Not of type NonNegativeInt'),
+        (["fit", *BASE, "--data.jpeg_p", "1.5"], '"data.jpeg_p":\n  Not of type ClosedUnitInterval'),
+        (["predict", *BASE, "--predictions.top_k", "0"], '"predictions.top_k":\n  Not of type PositiveInt'),
+        (["fit", *BASE, "--last_checkpoint.every_n_minutes", "0"], "--last_checkpoint.every_n_minutes 0"),
+    ],
+    ids=["misspelt-flag", "image-size", "batch-size", "workers", "probability", "top-k", "minutes"],
+)
+def test_bad_flags_are_refused_at_the_door(capsys, args, message):
+    error = fails(capsys, args)
+    assert message in error
+    assert "usage:" not in error  # the message, not pages of usage before it
+    if "did you mean" in message:
+        assert error.rstrip().splitlines()[-1].startswith(message)
+
+
+def test_evaluation_without_a_checkpoint_is_refused_and_names_the_checkpoints_there(jsonl_root, capsys):
+    main(fit_args(jsonl_root))
+    for command in ("validate", "test", "predict", "export"):
+        error = fails(capsys, [command, *BASE])
+        assert f"{command} needs --ckpt_path" in error and "last.ckpt" in error and "best-epoch=000" in error
+    assert "no such checkpoint file" in fails(capsys, ["validate", *BASE, "--ckpt_path", "nope.ckpt"])
+
+
+def test_jsonl_with_another_schema_names_the_keys_expected_and_found(jsonl_root, capsys):
+    for split in ("train", "valid"):
+        annotations = jsonl_root / split / "annotations.jsonl"
+        rows = [json.loads(line) for line in annotations.read_text().splitlines()]
+        annotations.write_text("".join(json.dumps({"file_name": r["image"], "text": r["suffix"]}) + "\n" for r in rows))
+    error = fails(capsys, fit_args(jsonl_root))
+    assert "train/annotations.jsonl" in error and "['image', 'suffix']" in error and "['file_name', 'text']" in error
+
+
+def test_a_validation_split_is_read_and_a_missing_one_lists_the_names_accepted(jsonl_root, capsys):
+    (jsonl_root / "valid").rename(jsonl_root / "validation")
+    main(fit_args(jsonl_root))
+    assert Path("runs/jersey/checkpoints/last.ckpt").is_file()
+    shutil.rmtree(jsonl_root / "validation")
+    error = fails(capsys, fit_args(jsonl_root, "--trainer.default_root_dir", "other"))
+    assert "no val/ or valid/ or validation/ split" in error
+
+
+def test_single_class_data_is_refused(imagefolder_root, capsys):
+    for split in ("train", "val"):
+        for label in LABELS[1:]:
+            shutil.rmtree(imagefolder_root / split / label)
+    assert "train has 1 label (0); a classifier needs at least two" in fails(capsys, fit_args(imagefolder_root))
+
+
+def test_one_image_is_a_valid_predict_path_and_a_binary_file_is_not(jsonl_root, capsys):
+    main(fit_args(jsonl_root))
+    crop = jsonl_root / "test" / "7_0.jpg"
+    main(eval_args("predict", jsonl_root, "--data.predict_path", str(crop)))
+    rows = Path("runs/jersey/predictions/7_0.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith(str(crop))
+    blob = Path("weights.bin")
+    blob.write_bytes(bytes(range(256)))
+    error = fails(capsys, eval_args("predict", jsonl_root, "--data.predict_path", str(blob)))
+    assert "--data.predict_path weights.bin: neither an image" in error

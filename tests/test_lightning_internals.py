@@ -1,0 +1,56 @@
+"""One test per private Lightning name that jersey_cls.lightning_internals relies on: a Lightning upgrade that
+changes one fails here, by name, rather than somewhere in a resumed run."""
+
+import inspect
+from datetime import timedelta
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
+
+from jersey_cls import lightning_internals as internals
+from jersey_cls.callbacks import EMA
+from jersey_cls.trainer import JerseyTrainer
+
+
+def test_signal_connector_is_swappable_and_received_sigterm_is_what_the_trainer_reads():
+    assert callable(_SignalConnector._sigterm_notifier_fn) and callable(_SignalConnector.register_signal_handlers)
+    trainer = JerseyTrainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    assert isinstance(trainer._signal_connector, internals.StopRequests)
+    assert trainer.received_sigterm is False
+    internals.request_stop(trainer)  # one process: the request is a stop at once
+    assert trainer.received_sigterm is True and trainer._signal_connector.received_sigterm is True
+    internals.set_stopping(trainer, False)
+    assert trainer.received_sigterm is False
+
+
+def test_model_checkpoint_keeps_its_save_intervals_in_these_fields():
+    checkpoint = ModelCheckpoint(every_n_epochs=1)
+    assert checkpoint._every_n_train_steps == 0 and checkpoint._train_time_interval is None
+    internals.save_also_every(checkpoint, train_steps=3, minutes=2.0)
+    assert checkpoint._every_n_train_steps == 3 and checkpoint._train_time_interval == timedelta(minutes=2)
+    source = inspect.getsource(ModelCheckpoint)
+    assert "self._every_n_train_steps" in source and "self._train_time_interval" in source
+
+
+def test_fit_loop_progress_has_the_counters_a_resume_point_is_read_from():
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    epochs = trainer.fit_loop.epoch_progress.current
+    batches = trainer.fit_loop.epoch_loop.batch_progress.current
+    assert {"started", "processed", "completed"} <= set(vars(epochs)) and {"started", "processed", "completed"} <= set(
+        vars(batches)
+    )
+    assert internals.train_progress(trainer) == (0, 0)
+    assert internals.at_last_train_batch(trainer) is False
+
+
+def test_lightning_cli_still_reads_checkpoint_hyperparameters_through_parse_ckpt_path():
+    # jersey-cls turns this method off; if Lightning renames it, its own version would override --model flags.
+    assert "self._parse_ckpt_path()" in inspect.getsource(LightningCLI.__init__)
+    assert internals.NoCheckpointHyperparameters._parse_ckpt_path is not LightningCLI._parse_ckpt_path
+
+
+def test_weight_averaging_keeps_its_average_in_average_model():
+    assert "self._average_model" in inspect.getsource(WeightAveraging)
+    assert internals.holds_average(EMA()) is False

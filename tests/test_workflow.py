@@ -1,0 +1,49 @@
+"""After fit, a checkpoint is enough: validate, test, export and predict know its model, its data and its run."""
+
+import csv
+from pathlib import Path
+
+from jersey_cls.cli import main
+
+from .conftest import CONFIGS, fit_args, printed_metric
+
+RUN = Path("runs/jersey")
+
+
+def test_commands_after_fit_take_the_model_and_data_from_the_best_checkpoint(jsonl_root, capsys):
+    main(fit_args(jsonl_root, "--model.lr", "0.01", epochs=2))
+    only = ["--config", str(CONFIGS / "base.yaml"), "--ckpt_path", "best", "--data.num_workers", "0"]
+    capsys.readouterr()
+    main(["validate", *only])
+    adopted = printed_metric(capsys.readouterr().out, "val/acc_top1")
+    main(["validate", *only, "--data.data_root", str(jsonl_root)])
+    assert printed_metric(capsys.readouterr().out, "val/acc_top1") == adopted
+    assert RUN.joinpath("reports", "val_per_class.csv").is_file()
+
+    main(["test", *only])
+    assert "test/acc_top1" in capsys.readouterr().out
+    main(["export", *only])
+    [exported] = (RUN / "exports").iterdir()  # named after the checkpoint; fit's own export/ is left alone
+    assert exported.name.startswith("best-epoch=") and (exported / "model.onnx").is_file()
+    main(["predict", *only])  # no --data.predict_path: the test split of the checkpoint's data
+    with open(RUN / "predictions" / "test.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16 and all(row["path"].startswith(str(jsonl_root / "test")) for row in rows)
+
+
+def test_predict_needs_no_config_and_never_overwrites(jsonl_root, capsys):
+    main(fit_args(jsonl_root))
+    last = str(RUN / "checkpoints" / "last.ckpt")
+    for _ in range(2):
+        main(["predict", "--ckpt_path", last, "--data.predict_path", str(jsonl_root / "valid")])
+    written = sorted(p.name for p in (RUN / "predictions").iterdir())
+    assert written == ["valid-2.csv", "valid.csv"]
+    assert (RUN / "predictions" / "valid.csv").read_text() == (RUN / "predictions" / "valid-2.csv").read_text()
+    assert "wrote 16 predictions" in capsys.readouterr().out
+
+
+def test_an_override_of_what_the_checkpoint_means_gets_a_note(jsonl_root, capsys):
+    main(fit_args(jsonl_root))
+    capsys.readouterr()
+    main(["validate", "--ckpt_path", "last", "--data.image_size", "48", "--data.num_workers", "0"])
+    assert "jersey-cls: note: --data.image_size 48 overrides the checkpoint's 32" in capsys.readouterr().out
