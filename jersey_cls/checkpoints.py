@@ -1,5 +1,5 @@
 """What a checkpoint means: which file `best` and `last` name, what evaluation takes from it, what a resume may
-not change. The one place jersey-cls reads checkpoints."""
+not change."""
 
 from pathlib import Path
 
@@ -11,10 +11,12 @@ from jersey_cls.errors import JerseyInputError
 EVALUATION = ("validate", "test", "predict", "export")
 # A resume must keep these: they define what the weights mean. Other keys (max_epochs, lr, ...) may change.
 MEANING = ("backbone", "head", "image_size")
-# And these: the train order and the schedule depend on them, so an exact resume does too.
-EXACTNESS = ("batch_size", "world_size", "accumulate_grad_batches")
+# And these: the train order, the schedule and which weights train on depend on them, so an exact resume does too.
+EXACTNESS = ("batch_size", "world_size", "accumulate_grad_batches", "ema")
 # What evaluation does not take from a checkpoint: the weights are loaded from it, the classes linked from data.
-NOT_ADOPTED = {"pretrained", "class_names", "class_weights", "image_size", "compile"}
+NOT_ADOPTED = {"pretrained", "init_from", "class_names", "class_weights", "image_size", "compile"}
+# Where the weights a run started from came from; a checkpoint's own weights replace them.
+START = ("pretrained", "init_from")
 
 
 def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict:
@@ -27,11 +29,14 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict:
             "Give a .ckpt written by `jersey-cls fit`, or best or last."
         ) from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or not {"class_names", "backbone", "image_size"} <= hparams.keys():
+    if not isinstance(hparams, dict) or not {"class_names", "backbone"} <= hparams.keys():
         raise JerseyInputError(
-            f"{flag} {path}: not a jersey-cls checkpoint (it has no class_names/backbone/image_size "
-            "hyperparameters). Give a .ckpt written by `jersey-cls fit`, or best or last."
+            f"{flag} {path}: not a jersey-cls checkpoint (it has no class_names/backbone hyperparameters). "
+            "Give a .ckpt written by `jersey-cls fit`, or best or last."
         )
+    if "image_size" not in hparams:  # written before the model kept its input size
+        hparams["image_size"] = checkpoint.get("datamodule_hyper_parameters", {}).get("image_size", 224)
+    checkpoint["state_dict"].setdefault("temperature", torch.ones(()))  # written before calibration
     return checkpoint
 
 
@@ -42,7 +47,10 @@ def checkpoints_in(folder: Path) -> list[Path]:
 def best_checkpoint(folder: Path) -> Path | None:
     """The best checkpoint as the run's newest checkpoint records it (ModelCheckpoint's best_model_path)."""
     for candidate in reversed(checkpoints_in(folder)):
-        callbacks = read_checkpoint(candidate).get("callbacks", {})
+        try:
+            callbacks = read_checkpoint(candidate).get("callbacks", {})
+        except JerseyInputError:
+            continue  # not one of ours
         for state in callbacks.values():
             if isinstance(state, dict) and state.get("monitor") and state.get("best_model_path"):
                 best = folder / Path(state["best_model_path"]).name  # the run folder may have moved
@@ -51,10 +59,14 @@ def best_checkpoint(folder: Path) -> Path | None:
     return None
 
 
-def resolve(ckpt_path: str, run: Path, subcommand: str) -> Path | None:
-    """The file ``ckpt_path`` names: ``best`` or ``last`` inside ``<run>/checkpoints``, or a path. None when fit
-    is asked to resume from ``last`` and there is none yet: it then starts the run."""
+def resolve(ckpt_path: str | None, run: Path, subcommand: str) -> Path | None:
+    """The file ``ckpt_path`` names: ``best`` or ``last`` inside ``<run>/checkpoints``, or a path. None for a
+    fit without one, or asked to resume from ``last`` when there is none yet: it then starts the run."""
     folder = run / "checkpoints"
+    if ckpt_path is None:
+        if subcommand in EVALUATION:  # it would score random weights
+            raise JerseyInputError(f"{subcommand} needs --ckpt_path: a checkpoint file, best or last. {listing(run)}")
+        return None
     if ckpt_path == "last":
         found = [p for p in checkpoints_in(folder) if p.name.startswith("last")]
         if found or subcommand == "fit":
@@ -79,9 +91,12 @@ def listing(run: Path) -> str:
     return f"{run}/checkpoints/ holds: " + ", ".join(p.name for p in found) + " (or say best or last)."
 
 
-def run_folder_of(path: Path) -> Path | None:
-    """``<run>`` for a checkpoint at ``<run>/checkpoints/<name>.ckpt``."""
-    return path.resolve().parent.parent if path.resolve().parent.name == "checkpoints" else None
+def adopt_run_folder(config: Namespace, path: Path, explicit: set[str]) -> None:
+    """A command given a checkpoint works in its run: ``<run>`` of ``<run>/checkpoints/<name>.ckpt``, else the
+    checkpoint's own folder; --trainer.default_root_dir on the command line still wins."""
+    if "trainer.default_root_dir" not in explicit:
+        folder = path.resolve().parent
+        config.trainer.default_root_dir = str(folder.parent if folder.name == "checkpoints" else folder)
 
 
 def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str]) -> list[str]:
@@ -94,23 +109,25 @@ def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str]) -
 
     def take(key: str, value) -> None:
         section, name = key.split(".")
-        if key in explicit:
-            if config[section][name] != value:
-                notes.append(f"--{key} {config[section][name]} overrides the checkpoint's {value!r}")
-        else:
+        if key in explicit and config[section][name] != value:
+            if name in MEANING and name != "image_size":  # other weights: they would not load
+                raise JerseyInputError(
+                    f"--{key} {config[section][name]}: the checkpoint {path} holds a {value!r} model. Drop the flag."
+                )
+            notes.append(f"--{key} {config[section][name]} overrides the checkpoint's {value!r}")
+        elif key not in explicit:
             config[section][name] = value
 
     for name, value in model.items():
         if name in config.model and name not in NOT_ADOPTED:
             take(f"model.{name}", value)
-    config.model.pretrained = False  # the weights come from the checkpoint
+    config.model.pretrained, config.model.init_from = False, None  # the weights come from the checkpoint
     config.data.class_names = list(model["class_names"])
     take("data.image_size", model["image_size"])
     config.model.image_size = int(config.data.image_size)
-    if "data_root" in data:
-        take("data.data_root", data["data_root"])
-    if "trainer.default_root_dir" not in explicit and (run := run_folder_of(path)) is not None:
-        config.trainer.default_root_dir = str(run)
+    for name in ("data_root", "illegible", "illegible_labels"):  # the data the model was trained and judged on
+        if name in data:
+            take(f"data.{name}", data[name])
     return notes
 
 
@@ -128,7 +145,7 @@ def resume_refusals(checkpoint: dict, config: Namespace) -> list[str]:
 
 def exactness_refusals(checkpoint: dict, now: dict, class_names: list[str]) -> list[str]:
     """What would make the resumed run differ from an uninterrupted one: the class list, and what the train
-    order and the schedule depend on (``now``: batch_size, world_size, accumulate_grad_batches)."""
+    order and the schedule depend on, and whether the EMA is on (``now``: those keys of EXACTNESS)."""
     refusals = []
     old = list(checkpoint["hyper_parameters"]["class_names"])
     if old != class_names:
@@ -141,9 +158,10 @@ def exactness_refusals(checkpoint: dict, now: dict, class_names: list[str]) -> l
             )
         )
         refusals.append(f"  class list: checkpoint has {len(old)} classes, the data has {len(class_names)}; {detail}")
-    saved = checkpoint.get("JerseyDataModule", {})
+    saved = {**checkpoint.get("JerseyDataModule", {}), "ema": "current_model_state" in checkpoint}
     flags = {"batch_size": "--data.batch_size", "world_size": "devices x nodes (--trainer.devices, "
-             "--trainer.num_nodes)", "accumulate_grad_batches": "--trainer.accumulate_grad_batches"}  # fmt: skip
+             "--trainer.num_nodes)", "accumulate_grad_batches": "--trainer.accumulate_grad_batches",
+             "ema": "--ema.enabled"}  # fmt: skip
     for name in EXACTNESS:
         if name in saved and saved[name] != now[name]:
             refusals.append(f"  {flags[name]}: checkpoint {saved[name]}, now {now[name]}")

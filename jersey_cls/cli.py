@@ -1,6 +1,7 @@
 """The jersey-cls command: LightningCLI wiring of the model, the data, the run folder and its checkpoints."""
 
 import contextlib
+import copy
 import difflib
 import io
 import re
@@ -47,7 +48,8 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.class_weights", apply_on="instantiate")
-        parser.link_arguments("data.image_size", "model.image_size", compute_fn=int)  # a plain int for checkpoints
+        # int(): jsonargparse's PositiveInt would reach the model's config dump, which YAML cannot write.
+        parser.link_arguments("data.image_size", "model.image_size", compute_fn=int)
         parser.link_arguments("model.head", "data.all_numbers", compute_fn=lambda head: head == "digits")
         # Sections of their own rather than trainer.callbacks entries, so --ema.enabled false and
         # --predictions.format jsonl work as flags (list items cannot be addressed from the command line).
@@ -63,39 +65,46 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
             super().parse_arguments(parser, args)
         except ArgumentError as error:  # no usage dump: the message, and the flag probably meant
             raise JerseyInputError(f"{error}{did_you_mean(parser, self.args, str(error))}") from None
-        self.checkpoint = None
+        self.checkpoint, self.starts_fresh = None, False
         subcommand = self.config.get("subcommand")
         if subcommand is None:
             return
         config = self.config[subcommand]
-        run = Path(config.trainer.default_root_dir or ".")
-        self.starts_fresh = config.ckpt_path == "last"  # until a last checkpoint is found
-        if config.ckpt_path is None:
-            if subcommand in checkpoints.EVALUATION:
-                raise JerseyInputError(
-                    f"{subcommand} needs --ckpt_path: a checkpoint file, best or last. {checkpoints.listing(run)}"
-                )
-            return
-        path = checkpoints.resolve(config.ckpt_path, run, subcommand)
+        explicit = {arg[2:].split("=")[0] for arg in self.args if arg.startswith("--")}
+        path = checkpoints.resolve(config.ckpt_path, Path(config.trainer.default_root_dir or "."), subcommand)
+        self.starts_fresh = config.ckpt_path == "last" and path is None
         config.ckpt_path = None if path is None else str(path)
         if path is None:
             return
         self.checkpoint = checkpoints.read_checkpoint(path)
+        checkpoints.adopt_run_folder(config, path, explicit)
         if subcommand == "fit":
             checkpoints.refuse(path, checkpoints.resume_refusals(self.checkpoint, config))
+            # Every weight comes from the checkpoint: build the model without fetching its starting weights,
+            # and keep in its hyperparameters what the run started from (restored in before_fit).
+            self.started_with = {name: config.model[name] for name in checkpoints.START}
+            config.model.pretrained, config.model.init_from = False, None
         else:
-            explicit = {arg[2:].split("=")[0] for arg in self.args if arg.startswith("--")}
             for note in checkpoints.adopt(config, self.checkpoint, path, explicit):
                 say(f"jersey-cls: note: {note}")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        self.config_to_save = copy.deepcopy(config)  # with the run's paths unset, so it moves with the run
         fill_run_paths(config)
+        if config.data.data_root:  # checkpoints record where their data is, wherever a later command runs
+            config.data.data_root = str(Path(config.data.data_root).expanduser().resolve())
         drop_wandb_if_missing(config)
         keep_wandb_run(config, resuming=config.get("ckpt_path") is not None)
         if config.trainer.enable_progress_bar is False and config.trainer.callbacks:
             # base.yaml's RichProgressBar would make Lightning refuse the flag; the flag wins.
             config.trainer.callbacks = [c for c in config.trainer.callbacks if not c.class_path.endswith("ProgressBar")]
+
+    def _before_any(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, JerseySaveConfig):
+                callback.config = self.config_to_save
+        start_wandb_or_continue_without(self.trainer)
 
     def before_fit(self) -> None:
         self.interrupts.watch(self.trainer)
@@ -104,26 +113,38 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
                 "batch_size": self.datamodule.hparams.batch_size,
                 "world_size": self.trainer.world_size,
                 "accumulate_grad_batches": self.trainer.accumulate_grad_batches,
+                "ema": self.config.fit.ema.enabled,
             }
             refusals = checkpoints.exactness_refusals(self.checkpoint, now, self.datamodule.class_names)
             checkpoints.refuse(self.config.fit.ckpt_path, refusals)
+            self.model.hparams.update(self.started_with)
             say(f"jersey-cls: resuming from {self.config.fit.ckpt_path}")
         elif self.starts_fresh:
             say(f"jersey-cls: no checkpoint under {self.trainer.default_root_dir}; starting a new run")
-        start_wandb_or_continue_without(self.trainer)
+        self._before_any()
 
     def before_validate(self) -> None:
-        start_wandb_or_continue_without(self.trainer)
+        self._before_any()
 
     def before_test(self) -> None:
-        start_wandb_or_continue_without(self.trainer)
+        self._before_any()
+
+    def before_predict(self) -> None:
+        if self.trainer.world_size > 1:  # every rank would read every input, and one file is written
+            raise JerseyInputError("predict runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
+        self._before_any()
 
 
 def did_you_mean(parser, args: list[str], message: str) -> str:
     """The flag closest to an unrecognised one, from the subcommand's own --help."""
+    subcommands = JerseyCLI.subcommands()
+    subcommand = next((arg for arg in args if arg in subcommands), None)
+    if subcommand is None:  # a misspelt subcommand
+        words = [arg for arg in args if not arg.startswith("-")][:1]
+        close = difflib.get_close_matches(words[0], subcommands, n=1) if words else []
+        return f"\ndid you mean {close[0]}? ({', '.join(subcommands)})" if close else ""
     unknown = re.findall(r"--[\w.+-]+", message)
-    subcommand = next((arg for arg in args if not arg.startswith("-")), None)
-    if not unknown or subcommand not in JerseyCLI.subcommands():
+    if not unknown:
         return ""
     help_text = io.StringIO()
     with contextlib.suppress(SystemExit), contextlib.redirect_stdout(help_text):

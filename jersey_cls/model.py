@@ -1,32 +1,59 @@
 """JerseyClassifier: a timm backbone and a head that read jersey numbers from uint8 RGB crops."""
 
 import math
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 import lightning.pytorch as pl
 import timm.data
 import timm.optim
 import torch
+from jsonargparse.typing import ClosedUnitInterval
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import (
+    BinaryPrecision,
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassF1Score,
+)
 
-from jersey_cls.backbone import create_backbone
+from jersey_cls.backbone import carry_over, create_backbone, load_imagenet_weights, load_weights_file
+from jersey_cls.errors import JerseyInputError
 from jersey_cls.heads import HEADS
+from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.seeds import derive_seed, reseed_global_rngs, run_seed
 
 
-def evaluation_metrics(num_classes: int, prefix: str) -> MetricCollection:
+class IllegibleRate(BinaryPrecision):
+    """Precision (or, with ``recall=True``, recall) of the answer "illegible"."""
+
+    def __init__(self, index: int, recall: bool = False) -> None:
+        super().__init__()
+        self.index, self.recall = index, recall
+
+    def update(self, scores: torch.Tensor, targets: torch.Tensor) -> None:
+        said, true = (scores.argmax(dim=1) == self.index).long(), (targets == self.index).long()
+        # Recall is the precision of the roles swapped: of the crops that are illegible, the share called so.
+        super().update(true, said) if self.recall else super().update(said, true)
+
+
+def evaluation_metrics(class_names: list[str], prefix: str) -> MetricCollection:
+    num_classes = len(class_names)
+    metrics = {
+        "acc_top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+        "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+        "f1_macro": MulticlassF1Score(num_classes, average="macro"),
+        # Expected calibration error of the answer's probability, 15 bins.
+        "ece": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1"),
+    }
+    if ILLEGIBLE in class_names:
+        illegible = class_names.index(ILLEGIBLE)
+        metrics["legible_acc"] = MulticlassAccuracy(num_classes, average="micro", ignore_index=illegible)
+        metrics["illegible_precision"] = IllegibleRate(illegible)
+        metrics["illegible_recall"] = IllegibleRate(illegible, recall=True)
     # compute_groups=False: torchmetrics otherwise merges metrics whose states match after the first batch
     # (acc_top5 and f1_macro do, when that batch is all correct) and reports one's value for both.
-    return MetricCollection(
-        {
-            "acc_top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-            "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
-            "f1_macro": MulticlassF1Score(num_classes, average="macro"),
-        },
-        prefix=prefix,
-        compute_groups=False,
-    )
+    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
 
 class Step(NamedTuple):
@@ -42,13 +69,14 @@ class JerseyClassifier(pl.LightningModule):
         head: Literal["classes", "digits"] = "classes",
         image_size: int = 224,
         pretrained: bool = False,
-        drop_rate: float = 0.0,
+        init_from: str | None = None,
+        drop_rate: ClosedUnitInterval = 0.0,
         channels_last: bool = False,
         compile: bool = False,
         lr: float = 5e-4,
         weight_decay: float = 0.05,
         warmup_epochs: float = 1.0,
-        label_smoothing: float = 0.1,
+        label_smoothing: ClosedUnitInterval = 0.1,
         class_weighted_loss: bool = False,
         class_weights: list[float] | None = None,
     ) -> None:
@@ -62,6 +90,10 @@ class JerseyClassifier(pl.LightningModule):
                 those absent from train included, by the likeliest (tens, units) pair.
             image_size: Side of the square crops the model reads; linked from the data, stored in checkpoints.
             pretrained: Start from timm's ImageNet weights (needs them downloaded or cached).
+            init_from: Start from these weights instead: a jersey-cls checkpoint (last season's model; numbers in
+                both class lists keep what they learned, new numbers start fresh, the digits head's tens and
+                units carry over whole) or a timm/torchvision weights file (.safetensors, .pth, .bin), the
+                offline stand-in for pretrained. EMA, optimizer and schedule start afresh.
             drop_rate: Dropout before the classifier head (timm's drop_rate).
             channels_last: Weights and inputs in NHWC memory layout, the layout GPU tensor cores run fastest.
             compile: torch.compile the backbone when the Trainer sets the model up; the first steps wait for it.
@@ -77,7 +109,8 @@ class JerseyClassifier(pl.LightningModule):
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
         self.head = HEADS[head](self.class_names)
-        self.net = create_backbone(backbone, pretrained, self.head.num_outputs, drop_rate)
+        self.net = create_backbone(backbone, self.head.num_outputs, drop_rate)
+        self.started_from = self._start_weights(pretrained, init_from)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         data_config = timm.data.resolve_model_data_config(self.net)
@@ -85,13 +118,51 @@ class JerseyClassifier(pl.LightningModule):
         self.register_buffer("std", torch.tensor(data_config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
         loss_weights = torch.tensor(class_weights) if class_weighted_loss and class_weights else None
         self.register_buffer("loss_weights", loss_weights, persistent=False)
+        # Fitted on the validation split when fit ends (jersey_cls.callbacks.deploy); 1 until then.
+        self.register_buffer("temperature", torch.ones(()))
         self.example_input_array = torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8)
         self.train_loss = MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_metrics = evaluation_metrics(num_classes, "val/")
-        self.test_metrics = evaluation_metrics(num_classes, "test/")
+        self.val_metrics = evaluation_metrics(self.class_names, "val/")
+        self.test_metrics = evaluation_metrics(self.class_names, "test/")
         # The digits head's own whole-number output, scored beside the answer on the same crops.
         self.val_whole_number_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+
+    def _start_weights(self, pretrained: bool, init_from: str | None) -> str:
+        """Load the weights training starts from; returns what they are, for the model card."""
+        hp = self.hparams
+        if init_from is None:
+            if pretrained:
+                load_imagenet_weights(self.net, hp.backbone, self.head.num_outputs)
+            return f"timm's ImageNet weights for {hp.backbone}" if pretrained else "random weights (from scratch)"
+        path = Path(init_from).expanduser()
+        if not path.is_file():
+            raise JerseyInputError(
+                f"--model.init_from {init_from}: no such file. Give a jersey-cls .ckpt or a weights file."
+            )
+        if path.suffix != ".ckpt":
+            load_weights_file(self.net, path, hp.backbone, self.head.num_outputs)
+            return f"the weights file {path}"
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        old = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+        if old.get("backbone") != hp.backbone:
+            raise JerseyInputError(
+                f"--model.init_from {init_from}: a {old.get('backbone', 'non-jersey-cls')} checkpoint, and this run's "
+                f"--model.backbone is {hp.backbone}. Use the same backbone, or give a weights file of {hp.backbone}."
+            )
+        digit_rows = self.head.num_outputs - len(self.class_names) if old.get("head") == hp.head else 0
+        kept, new, dropped = carry_over(
+            self.net, checkpoint["state_dict"], old["class_names"], self.class_names, digit_rows
+        )
+        return f"{path}: {len(kept)} numbers carried over, {len(new)} new, {len(dropped)} dropped"
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["started_from"] = self.started_from
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.started_from = checkpoint.get("started_from", self.started_from)
+        for state in (checkpoint["state_dict"], checkpoint.get("current_model_state", {})):
+            state.setdefault("temperature", torch.ones(()))  # checkpoints from before calibration
 
     def setup(self, stage: str) -> None:
         # In place (nn.Module.compile), so state_dict keys and checkpoints are those of the eager model. Here and
@@ -104,17 +175,21 @@ class JerseyClassifier(pl.LightningModule):
         images = images.contiguous(memory_format=self.memory_format)
         return self.net((images.float() - self.mean) / self.std)
 
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated scores per class: their softmax is the model's probability of each class."""
+        return self.head.scores(logits) / self.temperature
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Probabilities over ``class_names`` for RGB crops with values 0-255 (uint8 or float), (N, 3, H, W).
 
         This is what `predict` answers and what the ONNX export computes."""
-        return self.head.scores(self.logits(images)).softmax(dim=1)
+        return self.scores(self.logits(images)).softmax(dim=1)
 
     def shared_step(self, batch: dict, stage: str) -> Step:
         """Loss and scores of one batch, with the stage's metrics updated and logged."""
         images, targets = batch["image"], batch["target"]
         logits = self.logits(images)
-        scores = self.head.scores(logits)
+        scores = self.scores(logits)
         smoothing = self.hparams.label_smoothing
         loss = self.head.loss(logits, targets, weight=self.loss_weights, label_smoothing=smoothing)
         batch_size = len(targets)
@@ -139,7 +214,12 @@ class JerseyClassifier(pl.LightningModule):
         reseed_global_rngs(derive_seed(run_seed(), self.current_epoch, batch_idx))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
-        return None if batch is None else self.shared_step(batch, "train").loss  # None: no crop of it decoded
+        if batch is not None:
+            return self.shared_step(batch, "train").loss
+        if self.trainer.world_size == 1:
+            return None  # no crop of the batch decoded: skip the step
+        # Under DDP every rank must take part in the gradient all-reduce: a zero loss that reaches every weight.
+        return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         return None if batch is None else self.shared_step(batch, "val").scores.detach()

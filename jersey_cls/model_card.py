@@ -26,13 +26,21 @@ def write_model_card(path: Path, facts: dict) -> Path:
         "",
         "| | |",
         "|---|---|",
-        f"| backbone | `{facts['backbone']}` (timm), pretrained start: {facts['pretrained']} |",
+        f"| backbone | `{facts['backbone']}` (timm) |",
+        f"| started from | {facts['started_from']} |",
         f"| parameters | {facts['parameters']:,} |",
         f"| FLOPs per crop | {facts['flops'] / 1e9:.3f} GFLOPs at {facts['image_size']}x{facts['image_size']} |",
         f"| best val/acc_top1 | {facts['best_acc']:.4f} at epoch {facts['best_epoch']} |",
         f"| best checkpoint | `{facts['best_checkpoint']}` |",
         f"| EMA weights | {facts['ema']} |",
     ]
+    calibration = facts.get("calibration")
+    if calibration:
+        ece = ", ".join(f"{name} {value:.3f}" for name, value in calibration["ece"].items())
+        lines += [
+            f"| calibration | temperature {calibration['temperature']:.3f}, fitted on val; expected calibration "
+            f"error {ece}; `{calibration['png']}` |"
+        ]
     if export:
         lines += [
             f"| ONNX | `{export['onnx_path']}`, {export['onnx_bytes'] / 1e6:.1f} MB; ONNX Runtime vs PyTorch on "

@@ -1,11 +1,11 @@
 """JerseyTrainer: Lightning's Trainer plus the `export` subcommand and DDP-safe stop requests."""
 
 from pathlib import Path
-from typing import Literal
 
 import lightning.pytorch as pl
 
 from jersey_cls import lightning_internals as internals
+from jersey_cls.checkpoints import read_checkpoint
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.export import export_onnx, validation_crops
 from jersey_cls.model import JerseyClassifier
@@ -14,7 +14,9 @@ from jersey_cls.run_folder import export_folder
 
 def load_model(ckpt_path: str | Path) -> JerseyClassifier:
     """The model a checkpoint holds (its weights are the EMA weights when EMA was on), on the CPU."""
-    return JerseyClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True, pretrained=False)
+    return JerseyClassifier.load_from_checkpoint(
+        ckpt_path, map_location="cpu", weights_only=True, pretrained=False, init_from=None
+    )
 
 
 class JerseyTrainer(pl.Trainer):
@@ -26,11 +28,7 @@ class JerseyTrainer(pl.Trainer):
         internals.install_stop_requests(self)
 
     def export(
-        self,
-        model: pl.LightningModule,
-        datamodule: pl.LightningDataModule | None = None,
-        ckpt_path: str | None = None,
-        format: Literal["onnx"] = "onnx",
+        self, model: JerseyClassifier, datamodule: pl.LightningDataModule | None = None, ckpt_path: str | None = None
     ) -> dict:
         """Export a checkpoint to <default_root_dir>/exports/<checkpoint name>/: model.onnx, checked against
         PyTorch on validation crops of the checkpoint's data, and labels.json.
@@ -39,14 +37,16 @@ class JerseyTrainer(pl.Trainer):
             model: The model, built from the checkpoint's hyperparameters.
             datamodule: Supplies the validation crops that the export is checked on.
             ckpt_path: Checkpoint to export: a path, best or last.
-            format: Export format. ONNX is the one supported.
         """
         if ckpt_path is None:
             raise JerseyInputError("export needs --ckpt_path: a checkpoint file, best or last")
+        if self.world_size > 1:
+            raise JerseyInputError("export runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
+        model.load_state_dict(read_checkpoint(Path(ckpt_path))["state_dict"])
         datamodule.prepare_data()
         datamodule.setup("validate")
         out = export_folder(Path(self.default_root_dir), Path(ckpt_path))
-        result = export_onnx(load_model(ckpt_path), validation_crops(datamodule), out)
+        result = export_onnx(model, validation_crops(datamodule), out)
         print(
             f"jersey-cls: exported {ckpt_path} to {result['onnx_path']} ({result['onnx_bytes'] / 1e6:.1f} MB); "
             f"ONNX Runtime vs PyTorch on {result['parity_crops']} validation crops: max |probability diff| "

@@ -1,0 +1,121 @@
+"""Next season: a new run starts from a model you already have, or from a weights file on your own disk."""
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from lightning.pytorch.callbacks import Callback
+from safetensors.torch import save_file
+
+from jersey_cls.cli import main
+from jersey_cls.errors import JerseyInputError
+from jersey_cls.model import JerseyClassifier
+from jersey_cls.numbers import LEGAL_NUMBERS
+
+from .conftest import fit_args, write_crop
+
+OLD = ["0", "00", "3", "7", "10", "23", "31", "45", "88", "99"]
+NEW = ["0", "00", "3", "7", "10", "23", "31", "45", "88", "12", "41", "77"]  # 99 dropped; 12, 41, 77 new
+
+
+def save_model(model: JerseyClassifier, path: Path) -> None:
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+
+
+@pytest.mark.parametrize("head", ["classes", "digits"])
+def test_classifier_rows_carry_over_by_label_and_new_numbers_start_fresh(head):
+    classes = (lambda names: LEGAL_NUMBERS) if head == "digits" else (lambda names: names)
+    old = JerseyClassifier(classes(OLD), backbone="test_resnet", head=head)
+    save_model(old, Path("last_season.ckpt"))
+    torch.manual_seed(1)
+    new = JerseyClassifier(classes(NEW), backbone="test_resnet", head=head, init_from="last_season.ckpt")
+    torch.manual_seed(1)
+    fresh = JerseyClassifier(classes(NEW), backbone="test_resnet", head=head)
+    old_fc, new_fc, fresh_fc = (m.net.fc.weight.detach() for m in (old, new, fresh))
+    old_names, new_names = classes(OLD), classes(NEW)
+    for i, name in enumerate(new_names):
+        if name in old_names:
+            assert torch.equal(new_fc[i], old_fc[old_names.index(name)]), name
+        else:
+            assert torch.equal(new_fc[i], fresh_fc[i]), name  # seeded the same: the fresh init, untouched
+    if head == "digits":  # all 101 numbers in both lists; the tens and units rows carry over whole
+        assert torch.equal(new_fc[-21:], old_fc[-21:])
+    else:
+        assert "9 numbers carried over, 3 new, 1 dropped" in new.started_from
+    conv = next(k for k in old.state_dict() if k.endswith("conv1.weight"))
+    assert torch.equal(new.state_dict()[conv], old.state_dict()[conv])
+
+
+def dataset(root: Path, labels: list[str]) -> Path:
+    for split, count in (("train", 6), ("val", 2)):
+        for label in labels:
+            for i in range(count):
+                write_crop(root / split / label / f"{i}.png", label, seed=f"{split}-{label}-{i}")
+    return root
+
+
+def test_a_new_season_fits_from_the_old_model_and_the_card_says_so(tmp_path):
+    main(fit_args(dataset(tmp_path / "season1", OLD), "--trainer.default_root_dir", "season1"))
+    main(fit_args(dataset(tmp_path / "season2", NEW), "--model.init_from", "season1/checkpoints/last.ckpt"))
+    card = Path("runs/jersey/model_card.md").read_text()
+    assert "season1/checkpoints/last.ckpt: 9 numbers carried over, 3 new, 1 dropped" in card
+
+
+class FirstForward(Callback):
+    """Records, as training starts, whether the backbone computes what the weights file's model computes."""
+
+    matches: list[bool] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        reference = timm.create_model("test_resnet", pretrained=False, num_classes=0)
+        reference.load_state_dict(torch.load("backbone.pt", weights_only=True), strict=False)
+        crops = torch.randn(2, 3, 32, 32)
+        net = pl_module.net
+        was_training = net.training
+        net.eval()
+        reference.eval()
+        with torch.no_grad():
+            self.matches.append(torch.allclose(net.forward_features(crops), reference.forward_features(crops)))
+        net.train(was_training)
+
+
+def test_a_run_starts_from_a_weights_file_offline(jsonl_root):
+    weights = timm.create_model("test_resnet", pretrained=False).state_dict()
+    save_file(weights, "backbone.safetensors")
+    torch.save(weights, "backbone.pt")
+    FirstForward.matches.clear()
+    callback = f"--trainer.callbacks+={__name__}.FirstForward"
+    main(fit_args(jsonl_root, "--model.pretrained", "false", "--model.init_from", "backbone.safetensors", callback))
+    assert FirstForward.matches == [True]
+    assert "the weights file backbone.safetensors" in Path("runs/jersey/model_card.md").read_text()
+
+
+def test_a_resume_never_fetches_the_starting_weights(jsonl_root, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr("jersey_cls.model.load_imagenet_weights", lambda *args: None)  # as if cached
+        main(fit_args(jsonl_root, "--model.pretrained", "true", "--ckpt_path", "last"))
+    # From here on, timm's loader would fail offline (HF_HUB_OFFLINE=1) if it were called.
+    main(fit_args(jsonl_root, "--model.pretrained", "true", "--ckpt_path", "last", epochs=2))
+    last = torch.load("runs/jersey/checkpoints/last.ckpt", weights_only=True)
+    assert last["epoch"] == 1 and last["hyper_parameters"]["pretrained"] is True
+    assert last["started_from"] == "timm's ImageNet weights for test_resnet"
+
+
+def test_every_way_to_fail_has_its_own_message(monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    resnet18 = timm.create_model("resnet18", pretrained=False).state_dict()
+    save_file(resnet18, "resnet18.safetensors")
+    Path("broken.pth").write_bytes(b"not a weights file")
+    cases = [
+        ({"pretrained": True}, "could not download ImageNet weights for 'test_resnet' and none are cached"),
+        ({"backbone": "botnet50ts_256", "pretrained": True}, "timm has no pretrained weights for 'botnet50ts_256'"),
+        ({"backbone": "resnet18.bogus"}, "--model.backbone resnet18.bogus: timm has no such pretrained tag"),
+        ({"backbone": "hf-hub:timm/resnet18.a1_in1k"}, "its config could not be fetched from the Hugging Face Hub"),
+        ({"init_from": "resnet18.safetensors"}, "--model.init_from resnet18.safetensors: its weights do not fit"),
+        ({"init_from": "broken.pth"}, "--model.init_from broken.pth: cannot be read as a weights file"),
+        ({"init_from": "nowhere.ckpt"}, "--model.init_from nowhere.ckpt: no such file"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(JerseyInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            JerseyClassifier(["0", "00"], **{"backbone": "test_resnet", **kwargs})
