@@ -44,7 +44,7 @@ def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path) -> 
     with torch.no_grad():
         model.to_onnx(
             onnx_path,
-            (crops[:2],),
+            (crops[:1].repeat(2, 1, 1, 1),),  # batch 2: torch.export takes a size-1 axis for a constant
             input_names=["images"],
             output_names=["probabilities"],
             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),

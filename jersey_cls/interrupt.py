@@ -15,9 +15,11 @@ class Interrupts:
     def __init__(self) -> None:
         self.fit_started = False
         self.stopped_by = "SIGTERM"
+        self.previous_handler = None
 
     def watch(self, trainer) -> None:
         self.fit_started = True
+        self.previous_handler = signal.getsignal(signal.SIGINT)
 
         def first_ctrl_c(signum, frame) -> None:
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -33,8 +35,8 @@ class Interrupts:
         signal.signal(signal.SIGINT, first_ctrl_c)
 
     def release(self) -> None:
-        if self.fit_started:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.previous_handler is not None:
+            signal.signal(signal.SIGINT, self.previous_handler)
 
     @property
     def exit_code(self) -> int:

@@ -3,6 +3,7 @@
 # 0-99 and 00: the 101 numbers a basketball jersey can carry. "0" and "00" are different numbers.
 LEGAL_NUMBERS = ["0", "00", *(str(n) for n in range(1, 100))]
 NO_TENS = 10  # the tens "digit" of a one-digit number
+ILLEGIBLE = "illegible"  # the class of crops whose number cannot be read, when a run learns them
 
 
 def is_legal(label: str) -> bool:

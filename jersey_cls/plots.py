@@ -76,6 +76,41 @@ def save_curves(history: dict[str, dict[int, float]], path: Path, metric: str) -
     return _save(fig, path)
 
 
+def save_reliability(curves: dict[str, tuple], path: Path, title: str) -> Path:
+    """Reliability diagram: accuracy against confidence per bin, one line per ``curves`` entry (name ->
+    (mean confidence, accuracy, count) per bin, from jersey_cls.calibration.reliability); the diagonal is
+    perfect calibration."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    for name, (confidence, accuracy, counts) in curves.items():
+        used = counts > 0
+        ax.plot(confidence[used], accuracy[used], marker="o", markersize=3, label=name)
+    ax.set_xlabel("confidence (probability of the answer)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def save_risk_coverage(coverage, accuracy, path: Path, title: str) -> Path:
+    """Accuracy of the answered crops against the share answered, when the least confident are left out."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    ax.plot(coverage, accuracy)
+    ax.set_xlabel("coverage (share of crops answered, most confident first)")
+    ax.set_ylabel("accuracy of the answered crops")
+    ax.set_xlim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -2,6 +2,7 @@
 config (checkpoint folders, log folders) is filled in under it, so a printed config moves with it."""
 
 import importlib
+import itertools
 from pathlib import Path
 
 from jsonargparse import Namespace
@@ -63,9 +64,13 @@ def export_folder(run: Path, checkpoint: Path) -> Path:
 
 def predictions_file(run: Path, stem: str, fmt: str) -> Path:
     """``<run>/predictions/<stem>.<fmt>``, or with ``-2``, ``-3``, ... when that name is taken: an earlier
-    prediction is never overwritten."""
+    prediction is never overwritten. The file is created here, so two predicts never pick the same name."""
     folder = run / "predictions"
-    path, n = folder / f"{stem}.{fmt}", 2
-    while path.exists():
-        path, n = folder / f"{stem}-{n}.{fmt}", n + 1
-    return path
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = folder / (f"{stem}.{fmt}" if n == 1 else f"{stem}-{n}.{fmt}")
+        try:
+            path.open("x").close()
+            return path
+        except FileExistsError:
+            continue

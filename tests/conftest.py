@@ -100,5 +100,6 @@ def printed_metric(output: str, name: str) -> float:
 
 
 def predictions_of(run: Path = Path("runs/jersey")) -> Path:
-    """The newest file `predict` wrote into the run folder's predictions/."""
-    return max((run / "predictions").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    """The newest predictions file `predict` wrote into the run folder's predictions/ (not a tracks file)."""
+    written = [p for p in (run / "predictions").iterdir() if not p.stem.endswith("_tracks")]
+    return max(written, key=lambda p: p.stat().st_mtime_ns)

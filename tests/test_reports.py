@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jersey_cls.callbacks.evaluation import most_confused_pairs, per_class_rows
 from jersey_cls.cli import main
 from jersey_cls.plots import save_confusion_matrix
+from jersey_cls.reports import most_confused_pairs, per_class_rows
 
 from .conftest import LABELS, eval_args, fit_args, printed_metric
 
@@ -53,7 +53,8 @@ def test_validate_report_matches_printed_accuracy_and_tolerates_missing_classes(
     capsys.readouterr()
     main(eval_args("validate", jsonl_root))
     output = capsys.readouterr().out
-    with open(RUN / "reports" / "val_per_class.csv", newline="") as f:
+    report = RUN / "reports" / "last"  # named after the checkpoint validated
+    with open(report / "val_per_class.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["label"] for row in rows] == LABELS
     assert next(row for row in rows if row["label"] == "7")["support"] == "0"
@@ -61,5 +62,6 @@ def test_validate_report_matches_printed_accuracy_and_tolerates_missing_classes(
     assert support == 12
     assert correct / support == pytest.approx(printed_metric(output, "val/acc_top1"), abs=1e-4)
     assert "most confused" in output
-    assert (RUN / "confusion_matrix" / "validate.png").is_file()
-    assert (RUN / "reports" / "val_confused_pairs.csv").read_text().startswith("true,predicted,count")
+    assert (report / "val_confusion_matrix.png").is_file()
+    assert (report / "val_confused_pairs.csv").read_text().startswith("true,predicted,count")
+    assert (report / "val_reliability.png").is_file() and (report / "val_risk_coverage.png").is_file()

@@ -1,6 +1,7 @@
 """After fit, a checkpoint is enough: validate, test, export and predict know its model, its data and its run."""
 
 import csv
+import shutil
 from pathlib import Path
 
 from jersey_cls.cli import main
@@ -18,7 +19,7 @@ def test_commands_after_fit_take_the_model_and_data_from_the_best_checkpoint(jso
     adopted = printed_metric(capsys.readouterr().out, "val/acc_top1")
     main(["validate", *only, "--data.data_root", str(jsonl_root)])
     assert printed_metric(capsys.readouterr().out, "val/acc_top1") == adopted
-    assert RUN.joinpath("reports", "val_per_class.csv").is_file()
+    assert len(list(RUN.glob("reports/best-epoch=*/val_per_class.csv"))) == 1
 
     main(["test", *only])
     assert "test/acc_top1" in capsys.readouterr().out
@@ -47,3 +48,21 @@ def test_an_override_of_what_the_checkpoint_means_gets_a_note(jsonl_root, capsys
     capsys.readouterr()
     main(["validate", "--ckpt_path", "last", "--data.image_size", "48", "--data.num_workers", "0"])
     assert "jersey-cls: note: --data.image_size 48 overrides the checkpoint's 32" in capsys.readouterr().out
+
+
+def test_a_moved_run_resumes_and_deploys_from_its_own_files(jsonl_root, monkeypatch):
+    shutil.copytree(jsonl_root, "data")
+    main(fit_args(Path("data")))  # a relative data root, as users type it
+    shutil.move("runs/jersey", "moved")
+    saved = Path("moved/logs/version_0/config.yaml")
+    assert "runs/jersey/" not in saved.read_text()  # no run path in the saved config: it moves with the run
+    # Nothing left to train: fit goes straight to its end, which exports the best checkpoint it knows of.
+    main(["fit", "--config", str(saved), "--trainer.default_root_dir", "moved", "--ckpt_path", "last"])
+    assert not Path("runs/jersey").exists()
+    card = Path("moved/model_card.md").read_text()
+    assert "moved/checkpoints/best-epoch=000" in card and Path("moved/export/model.onnx").is_file()
+    # From another folder, a checkpoint still finds its data: the data root is stored absolute.
+    Path("elsewhere").mkdir()
+    monkeypatch.chdir("elsewhere")
+    main(["validate", "--ckpt_path", str(Path("../moved/checkpoints/last.ckpt").resolve()), "--data.num_workers", "0"])
+    assert len(list(Path("../moved/reports").glob("last/val_per_class.csv"))) == 1

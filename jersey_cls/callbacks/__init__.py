@@ -1,3 +1,4 @@
+from jersey_cls.callbacks.best_checkpoints import BestCheckpoints
 from jersey_cls.callbacks.curves import TrainingCurves
 from jersey_cls.callbacks.dataset_summary import DatasetSummary
 from jersey_cls.callbacks.deploy import ExportOnFitEnd
@@ -8,6 +9,7 @@ from jersey_cls.callbacks.last_checkpoint import LastCheckpoint
 from jersey_cls.callbacks.predictions import PredictionWriter
 
 __all__ = [
+    "BestCheckpoints",
     "EMA",
     "DatasetSummary",
     "DivergenceGuard",

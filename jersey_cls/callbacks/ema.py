@@ -1,13 +1,14 @@
 """EMA of the weights, on Lightning's WeightAveraging: validation, checkpoints and export see the average."""
 
 import torch
+from jsonargparse.typing import ClosedUnitInterval
 from lightning.pytorch.callbacks import WeightAveraging
 
 from jersey_cls.lightning_internals import holds_average
 
 
 class EMA(WeightAveraging):
-    def __init__(self, enabled: bool = True, decay: float = 0.9999, warmup: bool = True) -> None:
+    def __init__(self, enabled: bool = True, decay: ClosedUnitInterval = 0.9999, warmup: bool = True) -> None:
         """Exponential moving average of the model weights (and BatchNorm statistics).
 
         Validation and the saved checkpoints' ``state_dict`` hold the averaged weights; the raw weights and the
@@ -23,7 +24,7 @@ class EMA(WeightAveraging):
         def ema(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
             # Called once per (device, dtype) group with all its tensors, like torch's own EMA helper.
             n = float(num_averaged)
-            step_decay = min(decay, (1 + n) / (10 + n)) if warmup else decay
+            step_decay = min(float(decay), (1 + n) / (10 + n)) if warmup else float(decay)
             if averaged[0].is_floating_point():
                 torch._foreach_lerp_(averaged, current, 1 - step_decay)
             else:  # integer buffers such as BatchNorm's num_batches_tracked are counted, not averaged

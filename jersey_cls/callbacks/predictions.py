@@ -6,15 +6,22 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, PositiveInt
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from jersey_cls.errors import JerseyInputError
 from jersey_cls.run_folder import predictions_file
+from jersey_cls.tracks import ABSTAIN, Tracks
 
 
 class PredictionWriter(BasePredictionWriter):
     def __init__(
-        self, format: Literal["csv", "jsonl"] = "csv", top_k: PositiveInt = 5, path: str | None = None
+        self,
+        format: Literal["csv", "jsonl"] = "csv",
+        top_k: PositiveInt = 5,
+        path: str | None = None,
+        min_confidence: ClosedUnitInterval = 0.0,
+        tracks: str | None = None,
     ) -> None:
         """Write predictions as they are made, so memory does not grow with the input.
 
@@ -27,13 +34,20 @@ class PredictionWriter(BasePredictionWriter):
             path: File to write (overwritten if it exists). None: <run>/predictions/<input name>.<format>, e.g.
                 predictions/crops.csv for --data.predict_path crops/, with -2, -3, ... added rather than
                 overwriting an earlier one.
+            min_confidence: Answer "?" (abstain) when the answer's probability is below this.
+            tracks: One answer per player track as well, in <predictions file>_tracks.csv: "folder" groups the
+                crops by their folder, any other word is the JSONL key that names a crop's track (track_id).
+                Columns: track, answer, confidence, crops_used (the legible ones), crops_total.
         """
         super().__init__(write_interval="batch")
         self.format = format
         self.top_k = int(top_k)
         self.chosen_path = path
+        self.min_confidence = float(min_confidence)
+        self.tracks = tracks
         self._file = None
         self._writer = None
+        self._tracks: Tracks | None = None
         self.path: Path | None = None
         self.rows = 0
 
@@ -51,6 +65,7 @@ class PredictionWriter(BasePredictionWriter):
         if self.format == "csv":
             self._writer = csv.DictWriter(self._file, fieldnames=self._columns)
             self._writer.writeheader()
+        self._tracks = Tracks(pl_module.class_names) if self.tracks else None
         self.rows = 0
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
@@ -58,23 +73,47 @@ class PredictionWriter(BasePredictionWriter):
             return
         names = pl_module.class_names
         k = min(self.top_k, len(names))
-        top_probs, top_indices = torch.topk(prediction.float().cpu(), k, dim=1)
+        probabilities = prediction.float().cpu()
+        top_probs, top_indices = torch.topk(probabilities, k, dim=1)
         for i, path in enumerate(batch["path"]):
             row = {"path": path, "label": batch["label"][i], "error": batch["error"][i]}
             if not row["error"]:
                 labels = [names[j] for j in top_indices[i].tolist()]
                 probs = [round(p, 6) for p in top_probs[i].tolist()]
-                row |= {"pred_label": labels[0], "pred_prob": probs[0]}
+                answer = labels[0] if probs[0] >= self.min_confidence else ABSTAIN
+                row |= {"pred_label": answer, "pred_prob": probs[0]}
                 for rank, (label, prob) in enumerate(zip(labels, probs, strict=True), start=1):
                     row |= {f"top{rank}_label": label, f"top{rank}_prob": prob}
+                if self._tracks is not None:
+                    self._tracks.add(self._track_of(path, batch["fields"][i]), probabilities[i].numpy())
             if self.format == "csv":
                 self._writer.writerow(row)
             else:
                 self._file.write(json.dumps({c: row.get(c, "") for c in self._columns}) + "\n")
             self.rows += 1
 
+    def _track_of(self, path: str, fields: str) -> str:
+        if self.tracks == "folder":
+            return str(Path(path).parent)
+        track = json.loads(fields).get(self.tracks)
+        if track is None:
+            raise JerseyInputError(
+                f"--predictions.tracks {self.tracks}: {path} has no {self.tracks!r} key in its JSONL row. Name the "
+                "key that holds each crop's track, or use --predictions.tracks folder."
+            )
+        return str(track)
+
     def on_predict_end(self, trainer, pl_module) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            print(f"jersey-cls: wrote {self.rows} predictions to {self.path}")
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        print(f"jersey-cls: wrote {self.rows} predictions to {self.path}")
+        if self._tracks is not None:
+            rows = self._tracks.answers(self.min_confidence)
+            tracks_path = self.path.with_name(f"{self.path.stem}_tracks.csv")
+            with open(tracks_path, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=["track", "answer", "confidence", "crops_used", "crops_total"])
+                writer.writeheader()
+                writer.writerows(rows)
+            print(f"jersey-cls: wrote {len(rows)} track answers to {tracks_path}")

@@ -19,9 +19,8 @@ from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.data.synthetic import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset, embedded_root
 from jersey_cls.data.transforms import eval_transform, train_transform
 from jersey_cls.errors import JerseyInputError, JerseyWarning
-from jersey_cls.hyperparameters import plain_numbers
 from jersey_cls.lightning_internals import train_progress
-from jersey_cls.numbers import LEGAL_NUMBERS, is_legal
+from jersey_cls.numbers import ILLEGIBLE, LEGAL_NUMBERS, is_legal
 from jersey_cls.seeds import run_seed
 
 # What each stage reads; the data doctor looks at every split present, for leakage into val and test.
@@ -49,6 +48,8 @@ class JerseyDataModule(pl.LightningDataModule):
         strict: bool = False,
         class_names: list[str] | None = None,
         all_numbers: bool = False,
+        illegible: bool = False,
+        illegible_labels: tuple[str, ...] = ("-1", "illegible"),
         predict_path: str | None = None,
     ) -> None:
         """Jersey-number crops in Roboflow JSONL or ImageFolder layout.
@@ -76,69 +77,79 @@ class JerseyDataModule(pl.LightningDataModule):
             cache_dir: Cache folder (embedded set, data-doctor results). None: $XDG_CACHE_HOME/jersey-cls or
                 ~/.cache/jersey-cls.
             strict: Refuse to train when the data doctor finds any problem, instead of skipping bad samples.
-            class_names: Fixed class list in index order. None derives it from train; validate, test, predict
-                and export take it from the checkpoint.
+            class_names: Fixed class list in index order (the class weights are then 1). None derives it from
+                train; validate, test, predict and export take it from the checkpoint.
             all_numbers: Class list = the 101 legal numbers (0-99 and 00), those absent from train included; every
                 label must be one of them. Set by --model.head digits.
+            illegible: Learn an "illegible" class (the last) from the crops whose number cannot be read: rows with
+                an empty label and the labels in illegible_labels. Off: those rows are skipped (and counted).
+            illegible_labels: Labels that mean "cannot be read", such as SoccerNet's -1, with illegible on.
             predict_path: What `predict` reads: an image, a folder of images, a JSONL or ImageFolder split folder,
                 or a text file of image paths. None predicts on the test split (or val).
         """
         super().__init__()
         # class_names is saved once, with the model; saving it here too would make Lightning's hparams merge fail.
         self.save_hyperparameters(ignore=["class_names"])
-        plain_numbers(self.hparams)
+        ranges = (("jpeg_quality", jpeg_quality, 1, 100), ("noise_sigma", noise_sigma, 0, 255))
+        problems = [
+            f"--data.{name} {list(value)}: give [low, high] with {low} <= low <= high <= {high}"
+            for name, value, low, high in ranges
+            if not low <= value[0] <= value[1] <= high
+        ]
+        if problems:
+            raise JerseyInputError("\n".join(problems))
         self.cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.embedded = data_root is None
         self.data_root = embedded_root(self.cache) if self.embedded else Path(data_root).expanduser()
         self.splits: dict[str, Split] = {}
-        self.predict_inputs: list[tuple[str, str | None]] = []
+        self.predict_inputs: list[tuple[str, str | None, str]] = []
         self.predict_name = "predictions"  # names the predictions file after the input
         self.data_report: dict = {}
         self.fixed_class_names = class_names is not None
         self.resume_at = {"epoch": 0, "batches_done": 0}
         self.decoded: dict[str, Image.Image] = {}
-        counts = self._train_label_counts(required=class_names is None)
-        self.class_names: list[str] = list(class_names) if class_names else self._derive_classes(counts, all_numbers)
+        if class_names is not None:  # from a checkpoint: train need not be here, nor readable
+            self.class_names, self.class_weights = list(class_names), [1.0] * len(class_names)
+            return
+        counts = self._train_label_counts()
+        self.class_names: list[str] = self._derive_classes(counts, all_numbers)
         # Inverse frequency, scaled to mean 1 so the loss scale matches the unweighted loss.
         total, num_classes = sum(counts.values()), len(self.class_names)
-        self.class_weights = [
-            total / (num_classes * max(1, counts[name])) if total else 1.0 for name in self.class_names
-        ]
+        self.class_weights = [total / (num_classes * max(1, counts[name])) for name in self.class_names]
 
-    def _train_label_counts(self, required: bool) -> Counter:
+    def _train_label_counts(self) -> Counter:
         """Crops per label in train, from its annotations alone: no image is opened, none is rendered."""
         if self.embedded:
             return Counter(dict.fromkeys(DEFAULT_NUMBERS, SPLIT_SIZES["train"]))
         if not self.data_root.is_dir():
-            if required:
-                raise JerseyInputError(
-                    f"--data.data_root {self.data_root}: no such folder. Point it at the dataset folder that holds "
-                    "train/ and val/ (or valid/), or leave it unset to train on the embedded synthetic set."
-                )
-            return Counter()
-        train = self._read("train", required)
-        return Counter(label for _, label in train.samples) if train else Counter()
+            raise JerseyInputError(
+                f"--data.data_root {self.data_root}: no such folder. Point it at the dataset folder that holds "
+                "train/ and val/ (or valid/), or leave it unset to train on the embedded synthetic set."
+            )
+        return Counter(label for _, label in self._read("train", required=True).samples)
 
     def _derive_classes(self, counts: Counter, all_numbers: bool) -> list[str]:
         where = f"--data.data_root {self.data_root}"
+        numbers = [label for label in counts if label != ILLEGIBLE]
+        if len(numbers) < 2:
+            raise JerseyInputError(
+                f"{where}: train has {len(numbers)} label ({', '.join(numbers)}); a classifier needs at least two. "
+                "Add crops of other numbers, or check that the labels were read from the right key or folder."
+            )
         if all_numbers:
-            not_numbers = sorted((label for label in counts if not is_legal(label)), key=label_sort_key)
+            not_numbers = sorted((label for label in numbers if not is_legal(label)), key=label_sort_key)
             if not_numbers:
                 raise JerseyInputError(
                     f"{where}: --model.head digits reads the numbers 0-99 and 00, and train has other labels: "
-                    f"{not_numbers[:10]}. Relabel or remove those images, or use --model.head classes."
+                    f"{not_numbers[:10]}. Relabel or remove those images, use --data.illegible true for "
+                    "illegible crops, or use --model.head classes."
                 )
-            return list(LEGAL_NUMBERS)
-        if len(counts) < 2:
-            raise JerseyInputError(
-                f"{where}: train has {len(counts)} label ({', '.join(counts)}); a classifier needs at least two. "
-                "Add crops of other numbers, or check that the labels were read from the right key or folder."
-            )
-        return sorted(counts, key=label_sort_key)
+            numbers = list(LEGAL_NUMBERS)
+        return sorted(numbers, key=label_sort_key) + ([ILLEGIBLE] if self.hparams.illegible else [])
 
     def _read(self, split: str, required: bool) -> Split | None:
         if split not in self.splits and (found := read_split(self.data_root, split)) is not None:
-            self.splits[split] = found
+            self.splits[split] = self._with_illegible(found) if self.hparams.illegible else found
         if required and split not in self.splits:
             names = " or ".join(f"{name}/" for name in SPLIT_NAMES[split])
             raise JerseyInputError(
@@ -146,6 +157,16 @@ class JerseyDataModule(pl.LightningDataModule):
                 "validation/) and optionally test/, as Roboflow exports and ImageFolder datasets are laid out."
             )
         return self.splits.get(split)
+
+    def _with_illegible(self, split: Split) -> Split:
+        """Empty-label rows and illegible labels become the "illegible" class; a row that names the number of an
+        image also listed with an empty label wins."""
+        labels = set(self.hparams.illegible_labels) | {ILLEGIBLE}
+        split.samples = [(path, ILLEGIBLE if label in labels else label) for path, label in split.samples]
+        labelled = {path for path, _ in split.samples}
+        split.samples += [(path, ILLEGIBLE) for path in dict.fromkeys(split.unlabelled) if path not in labelled]
+        split.skipped.pop("empty label", None)
+        return split
 
     def prepare_data(self) -> None:
         if self.embedded:
@@ -156,17 +177,18 @@ class JerseyDataModule(pl.LightningDataModule):
         if stage == "predict" and self.hparams.predict_path is not None:
             predict_path = Path(self.hparams.predict_path).expanduser()
             self.predict_inputs = read_predict_inputs(predict_path)
-            self.predict_name = predict_path.stem
+            self.predict_name = predict_path.resolve().stem or "predictions"
             return
         if not self.data_root.is_dir():
-            self._train_label_counts(required=True)  # the error that names the flag
+            self._train_label_counts()  # the error that names the flag
         for split in ("train", "val", "test"):
             self._read(split, required=split in STAGE_SPLITS[stage])
         with cache_lock(self.cache):
             self._examine()
         if stage == "predict":
             split = self._read("test", False) or self._read("val", True)
-            self.predict_inputs, self.predict_name = list(split.samples), split.name
+            self.predict_inputs = [(path, label, "{}") for path, label in split.samples]
+            self.predict_name = split.name
 
     def _examine(self) -> None:
         """Run the data doctor; skip what it flags (or refuse, when strict) and keep its report."""
@@ -207,10 +229,6 @@ class JerseyDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.resume_at = {"epoch": state_dict.get("epoch", 0), "batches_done": state_dict.get("batches_done", 0)}
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
     def _indexed(self, split: Split) -> list[tuple[str, int]]:
         """Samples with class indices; labels that train lacks cannot be scored and are left out."""

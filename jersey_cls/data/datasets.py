@@ -49,9 +49,10 @@ class CropDataset(Dataset):
 
 
 class PredictDataset(Dataset):
-    """{"image", "path", "label", "error"} per input; an unreadable image gets a blank image and its error text."""
+    """{"image", "path", "label", "fields", "error"} per input: ``fields`` is the JSON of the input's other JSONL
+    keys (a track id, say); an unreadable image gets a blank image and its error text."""
 
-    def __init__(self, inputs: list[tuple[str, str | None]], transform: v2.Transform, image_size: int) -> None:
+    def __init__(self, inputs: list[tuple[str, str | None, str]], transform: v2.Transform, image_size: int) -> None:
         self.inputs = inputs
         self.transform = transform
         self.image_size = image_size
@@ -60,14 +61,14 @@ class PredictDataset(Dataset):
         return len(self.inputs)
 
     def __getitem__(self, index: int) -> dict:
-        path, label = self.inputs[index]
+        path, label, fields = self.inputs[index]
         try:
             tensor = self.transform(load_rgb(path))
             error = ""
         except (OSError, ValueError) as failure:
             tensor = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
             error = f"{type(failure).__name__}: {failure}"
-        return {"image": tensor, "path": path, "label": label or "", "error": error}
+        return {"image": tensor, "path": path, "label": label or "", "fields": fields, "error": error}
 
 
 def decode_or_none(path: str) -> Image.Image | None:

@@ -20,13 +20,15 @@ JSONL_KEYS = ("image", "suffix")  # Roboflow's text-image-pairs export: the imag
 
 @dataclass
 class Split:
-    """The samples of one split, and what was skipped while reading it."""
+    """The samples of one split, what was skipped while reading it, and the images of rows with an empty label
+    (an unreadable number), which a run can learn as "illegible"."""
 
     name: str
     root: Path
     layout: str
     samples: list[tuple[str, str]]
     skipped: dict[str, list[str]] = field(default_factory=dict)
+    unlabelled: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, example: str) -> None:
         self.skipped.setdefault(reason, []).append(example)
@@ -102,14 +104,14 @@ def _read_jsonl(jsonl_file: Path, split: Split) -> None:
             split.skip("malformed JSONL line", f"{where}: has {keys}, expected the keys {list(JSONL_KEYS)}")
             continue
         label = str(row["suffix"]).strip()
-        if not label:
-            split.skip("empty label", where)
-            continue
         image_path = jsonl_file.parent / str(row["image"])
         if not image_path.is_file():
             split.skip("missing image", f"{where} -> {image_path}")
-            continue
-        split.samples.append((str(image_path), label))
+        elif not label:
+            split.skip("empty label", where)
+            split.unlabelled.append(str(image_path))
+        else:
+            split.samples.append((str(image_path), label))
     if len(split.samples) == found and other_keys:
         raise JerseyInputError(
             f"{jsonl_file}: no row has the keys {list(JSONL_KEYS)} of Roboflow's JSONL export (found: "
@@ -150,9 +152,9 @@ def _skipped_summary(split: Split) -> str:
     )
 
 
-def read_predict_inputs(predict_path: Path) -> list[tuple[str, str | None]]:
-    """(image path, known label or None) for an image, a folder of images, a JSONL or ImageFolder split, or a text
-    file of image paths, one per line.
+def read_predict_inputs(predict_path: Path) -> list[tuple[str, str | None, str]]:
+    """(image path, known label or None, the JSONL row's other keys as JSON) for an image, a folder of images, a
+    JSONL or ImageFolder split, or a text file of image paths, one per line.
 
     Nothing is filtered out: a missing or unreadable image becomes an error row at prediction time.
     """
@@ -162,7 +164,7 @@ def read_predict_inputs(predict_path: Path) -> list[tuple[str, str | None]]:
             "folder (annotations.jsonl or <label>/ sub-folders), or a text file with one image path per line."
         )
     if predict_path.is_file() and predict_path.suffix.lower() in IMAGE_SUFFIXES:
-        inputs = [(str(predict_path), None)]
+        inputs = [(str(predict_path), None, "{}")]
     elif predict_path.is_file():
         try:
             lines = predict_path.read_text(encoding="utf-8").splitlines()
@@ -172,20 +174,21 @@ def read_predict_inputs(predict_path: Path) -> list[tuple[str, str | None]]:
                 "text file of image paths. Give an image, a folder of images, a split folder, or a text file."
             ) from None
         paths = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-        inputs = [(str(predict_path.parent / p), None) for p in paths]  # absolute paths stay absolute
+        inputs = [(str(predict_path.parent / p), None, "{}") for p in paths]  # absolute paths stay absolute
     elif jsonl_files := sorted(predict_path.rglob("*.jsonl")):
         inputs = []
         for jsonl_file in jsonl_files:
             for line in jsonl_file.read_text(encoding="utf-8").splitlines():
                 try:
                     row = json.loads(line)
-                    inputs.append((str(jsonl_file.parent / row["image"]), str(row.get("suffix") or "") or None))
-                except (json.JSONDecodeError, KeyError, TypeError):
+                    image, label = str(jsonl_file.parent / row.pop("image")), str(row.pop("suffix", "") or "") or None
+                except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
                     continue  # not an image row; there is no image to report on
+                inputs.append((image, label, json.dumps(row)))
     else:
         images = sorted(p for p in predict_path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         # In an ImageFolder split the sub-folder is the label; flat folders have none.
-        inputs = [(str(p), p.parent.name if p.parent != predict_path else None) for p in images]
+        inputs = [(str(p), p.parent.name if p.parent != predict_path else None, "{}") for p in images]
     if not inputs:
         raise JerseyInputError(
             f"--data.predict_path {predict_path}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})."

@@ -12,7 +12,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -205,6 +205,23 @@ def render_crop(number: str, rng: random.Random, look: Look | None = None) -> Im
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=rng.randint(*look.jpeg_quality))
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def render_illegible(number: str, rng: random.Random, look: Look | None = None) -> Image.Image:
+    """A crop of a player wearing ``number`` in which it cannot be read: the back turned away (no digits), the
+    number hidden by an arm, or too small and blurred to make out."""
+    look = look or Look()
+    kind = rng.choice(("turned", "occluded", "tiny"))
+    if kind == "turned":
+        return render_crop("", rng, look)
+    if kind == "occluded":
+        crop = render_crop(number, rng, replace(look, occlusion_p=0.0))
+        draw = ImageDraw.Draw(crop)
+        side, colour = crop.width, rng.choice(OCCLUDER_COLOURS)
+        top = rng.uniform(0.1, 0.25) * side
+        draw.rounded_rectangle((-side * 0.1, top, side * 1.1, side - top), radius=side / 6, fill=colour)
+        return crop
+    return render_crop(number, rng, replace(look, downscale=(0.03, 0.06), motion_blur_p=1.0))
 
 
 def render_set(out_dir: Path, counts: dict[str, int], look: Look, seed: int) -> list[tuple[Path, str]]:

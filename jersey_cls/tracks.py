@@ -1,0 +1,50 @@
+"""One answer per player track: the crops of a track read together.
+
+The rule: the crops judged legible (their answer is not "illegible") vote with their log-probabilities, summed
+over the track, which is the likeliest number if the crops are independent readings of it; a track with no
+legible crop is "illegible". Its confidence is the summed evidence's softmax over the numbers."""
+
+import math
+
+import numpy as np
+
+from jersey_cls.numbers import ILLEGIBLE
+
+ABSTAIN = "?"
+
+
+class Tracks:
+    def __init__(self, class_names: list[str]) -> None:
+        self.class_names = class_names
+        self.illegible = class_names.index(ILLEGIBLE) if ILLEGIBLE in class_names else None
+        self.evidence: dict[str, np.ndarray] = {}  # summed log-probabilities of the legible crops
+        self.used: dict[str, int] = {}
+        self.total: dict[str, int] = {}
+        self.illegible_prob: dict[str, float] = {}
+
+    def add(self, track: str, probabilities: np.ndarray) -> None:
+        self.total[track] = self.total.get(track, 0) + 1
+        self.evidence.setdefault(track, np.zeros(len(self.class_names)))
+        self.used.setdefault(track, 0)
+        if self.illegible is not None:
+            self.illegible_prob[track] = self.illegible_prob.get(track, 0.0) + float(probabilities[self.illegible])
+            if probabilities.argmax() == self.illegible:
+                return
+        self.evidence[track] += np.log(np.clip(probabilities, 1e-12, 1.0))
+        self.used[track] += 1
+
+    def answers(self, min_confidence: float = 0.0) -> list[dict]:
+        rows = []
+        for track, evidence in self.evidence.items():
+            if self.used[track] == 0:
+                answer, confidence = ILLEGIBLE, self.illegible_prob.get(track, 0.0) / self.total[track]
+            else:
+                numbers = evidence if self.illegible is None else np.delete(evidence, self.illegible)
+                names = [n for i, n in enumerate(self.class_names) if i != self.illegible]
+                shifted = numbers - numbers.max()
+                posterior = np.exp(shifted) / np.exp(shifted).sum()
+                answer, confidence = names[int(posterior.argmax())], float(posterior.max())
+            rows.append({"track": track, "answer": answer if confidence >= min_confidence else ABSTAIN,
+                         "confidence": round(confidence, 6) if math.isfinite(confidence) else 0.0,
+                         "crops_used": self.used[track], "crops_total": self.total[track]})  # fmt: skip
+        return rows
