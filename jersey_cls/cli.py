@@ -19,6 +19,7 @@ from jersey_cls.callbacks import EMA, LastCheckpoint, PredictionWriter
 from jersey_cls.console import jersey_console, say
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.errors import JerseyInputError, TrainingDiverged
+from jersey_cls.gpu import check_cuda
 from jersey_cls.interrupt import Interrupts
 from jersey_cls.lightning_internals import NoCheckpointHyperparameters
 from jersey_cls.model import JerseyClassifier
@@ -90,6 +91,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        check_cuda(config.trainer.accelerator)
         self.config_to_save = copy.deepcopy(config)  # with the run's paths unset, so it moves with the run
         fill_run_paths(config)
         if config.data.data_root:  # checkpoints record where their data is, wherever a later command runs

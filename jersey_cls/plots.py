@@ -1,29 +1,30 @@
-"""Figures a person reads: confusion matrix, sample predictions, training curves. Written as PNG files."""
+"""Figures a person reads: confusion matrix, sample predictions, training curves, calibration. Written as PNG.
+
+Matplotlib's object API (Figure, no pyplot): no global state, nothing to close, safe from any thread.
+"""
 
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 
-def _pyplot():
+def _figure(width: float, height: float):
     # Imported on first use: matplotlib costs start-up time that `jersey-cls --help` should not pay.
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height), dpi=110)
 
 
 def save_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
     """Row-normalised confusion matrix (rows: true label), legible from 2 up to 101 classes."""
-    plt = _pyplot()
     n = len(class_names)
     support = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, support, out=np.zeros_like(confusion, dtype=float), where=support > 0)
     side = min(24.0, max(6.0, 0.18 * n + 2.0))  # ~0.18 in per class keeps 101 labels apart at 5 pt
     font = max(6.0, min(10.0, 300.0 / n))
-    fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=110)
+    fig = _figure(side + 1.2, side)
+    ax = fig.subplots()
     image = ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     ticks = np.arange(n)
     ax.set_xticks(ticks, labels=class_names, rotation=90, fontsize=font)
@@ -37,33 +38,39 @@ def save_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: P
             text = f"{normalised[i, j]:.2f}".removeprefix("0").replace("1.00", "1")
             ax.text(j, i, text, ha="center", va="center", fontsize=font * 0.8, color=colour)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true label")
-    fig.tight_layout()
+    margin = 0.9 / side  # fixed margins for the tick labels: tight_layout measured every label, 40% of the time
+    fig.subplots_adjust(left=margin, right=0.9, bottom=margin, top=1 - 0.45 / side)
     return _save(fig, path)
 
 
 def save_sample_grid(
     images: np.ndarray, true_labels: list[str], pred_labels: list[str], probs: list[float], path: Path, title: str
 ) -> Path:
-    """Crops (N, H, W, 3 uint8) titled "true → pred (prob)", mistakes in red."""
-    plt = _pyplot()
-    n = len(images)
-    cols = 8
-    rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.7), dpi=110, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, true, pred, prob in zip(axes.flat, images, true_labels, pred_labels, probs, strict=False):
-        ax.imshow(image)
-        ax.set_title(f"{true} → {pred} ({prob:.2f})", fontsize=8, color="black" if true == pred else "red")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, path)
+    """Crops (N, H, W, 3 uint8) captioned "true → pred (prob)", mistakes in red; drawn with PIL, 40x faster
+    than a grid of matplotlib axes."""
+    from matplotlib import get_data_path
+
+    tile, caption, columns = 96, 18, 8
+    rows = max(1, -(-len(images) // columns))
+    sheet = Image.new("RGB", (columns * tile, 24 + rows * (tile + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.truetype(str(Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 11)
+    draw.text((columns * tile / 2, 12), title, fill="black", font=font, anchor="mm")
+    for k, (image, true, pred, prob) in enumerate(zip(images, true_labels, pred_labels, probs, strict=False)):
+        x, y = (k % columns) * tile, 24 + (k // columns) * (tile + caption)
+        sheet.paste(Image.fromarray(image).resize((tile - 4, tile - 4), Image.NEAREST), (x + 2, y + 2))
+        colour = "black" if true == pred else "red"
+        draw.text((x + tile / 2, y + tile + caption / 2), f"{true} → {pred} ({prob:.2f})", fill=colour, font=font,
+                  anchor="mm")  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
 
 
 def save_curves(history: dict[str, dict[int, float]], path: Path, metric: str) -> Path:
     """One line per ``<stage>/<metric>`` series in ``history`` (series name -> {epoch: value})."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    fig = _figure(6, 4)
+    ax = fig.subplots()
     for name, points in sorted(history.items()):
         if name.endswith(f"/{metric}") and points:
             epochs = sorted(points)
@@ -80,8 +87,8 @@ def save_reliability(curves: dict[str, tuple], path: Path, title: str) -> Path:
     """Reliability diagram: accuracy against confidence per bin, one line per ``curves`` entry (name ->
     (mean confidence, accuracy, count) per bin, from jersey_cls.calibration.reliability); the diagonal is
     perfect calibration."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    fig = _figure(5, 5)
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
     for name, (confidence, accuracy, counts) in curves.items():
         used = counts > 0
@@ -99,8 +106,8 @@ def save_reliability(curves: dict[str, tuple], path: Path, title: str) -> Path:
 
 def save_risk_coverage(coverage, accuracy, path: Path, title: str) -> Path:
     """Accuracy of the answered crops against the share answered, when the least confident are left out."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    fig = _figure(6, 4)
+    ax = fig.subplots()
     ax.plot(coverage, accuracy)
     ax.set_xlabel("coverage (share of crops answered, most confident first)")
     ax.set_ylabel("accuracy of the answered crops")
@@ -114,5 +121,4 @@ def save_risk_coverage(coverage, accuracy, path: Path, title: str) -> Path:
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    _pyplot().close(fig)
     return path

@@ -29,6 +29,9 @@ def isolated(tmp_path, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache" / "jersey-cls" / "torchinductor"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    # An in-process W&B run leaves its service's address in os.environ; a later subprocess would then log
+    # through that service, which writes relative paths from another test's folder.
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
 

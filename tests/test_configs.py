@@ -83,3 +83,16 @@ def test_t4_values_land_in_the_trainer(capsys, jsonl_root):
     assert cli.datamodule.hparams.num_workers == 4
     assert cli.datamodule.hparams.pin_memory and cli.datamodule.hparams.persistent_workers
     assert cli.model.hparams.lr == 5e-4
+
+
+def test_a_gpu_recipe_on_a_machine_without_usable_cuda_gets_a_diagnosis(monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("jersey_cls.gpu.driver_version", lambda: "535.104.05")  # too old for CUDA 13 wheels
+    monkeypatch.setattr("torch.version.cuda", "13.0")
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", *config_args(["base.yaml", "t4.yaml"])])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    says = ["--trainer.accelerator gpu: CUDA cannot be used", "built for CUDA 13.0", "driver R580 or newer",
+            "the driver found is 535.104.05", "--trainer.accelerator cpu", "a torch build that matches"]  # fmt: skip
+    assert all(part in error for part in says), error

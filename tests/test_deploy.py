@@ -102,7 +102,7 @@ def predicted_labels() -> dict[str, str]:
 @pytest.mark.parametrize("head", ["classes", "digits"])
 def test_readme_deploy_snippet_answers_what_predict_answers(jsonl_root, head):
     main(fit_args(jsonl_root, "--model.head", head, "--model.lr", "0.01", epochs=2))
-    main(eval_args("predict", jsonl_root, "--data.predict_path", str(jsonl_root / "valid")))
+    main(eval_args("predict", jsonl_root, "--data.predict_path", str(jsonl_root / "valid"), "--ckpt_path", "best"))
     predicted = predicted_labels()
     assert run_readme_snippet(RUN / "export", list(predicted)) == predicted  # fit's export of its best checkpoint
 

@@ -27,13 +27,21 @@ def test_offline_wandb_run_survives_resume_and_never_stores_the_key(jsonl_root):
     second = run_fit(jsonl_root, "--ckpt_path", "last", "--trainer.max_epochs", "2")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming from" in second.stdout
+    for done in (first, second):
+        assert "W&B could not start" not in done.stderr, done.stderr[-3000:]
 
     run_id = (RUN / "wandb" / "run_id").read_text().strip()
     offline_runs = sorted((RUN / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 2
     assert all(folder.name.endswith(f"-{run_id}") for folder in offline_runs)
     for folder in offline_runs:
-        history = (folder / f"run-{run_id}.wandb").read_bytes()
+        transaction_log = folder / f"run-{run_id}.wandb"
+        assert transaction_log.is_file(), (
+            sorted(map(str, folder.rglob("*"))),
+            first.stderr[-2000:],
+            second.stderr[-2000:],
+        )
+        history = transaction_log.read_bytes()
         assert b"val/acc_top1" in history
         assert b"default_root_dir" in history  # the resolved CLI config went to the run config
         assert list(folder.glob("files/media/images/val/confusion_matrix*.png"))
