@@ -1,6 +1,6 @@
 """Accuracy on real pixels: the default recipe against a plain PyTorch loop and a classical baseline, side by side.
 
-    python bench/real_pixels.py                        # about an hour on a 2-core CPU
+    python bench/real_pixels.py                        # about 35 minutes on a 2-core CPU
     python bench/real_pixels.py --sets digits10 --epochs 15
 
 Data (bench/real_digits.py; scikit-learn's scans of handwritten digits, never jersey-cls's own renderer):
@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-real"), help="data, runs and results go here")
     parser.add_argument("--sets", nargs="+", default=["numbers", "digits10", "embedded"])
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--contenders", nargs="+", default=None, help="a subset, e.g. 'jersey-cls' 'plain loop'")
     parser.add_argument("--flags", nargs=argparse.REMAINDER, default=[], help="extra flags for both jersey-cls fits")
     args = parser.parse_args()
     results = []
@@ -163,6 +164,8 @@ def main() -> None:
         if name != "embedded":
             contenders["plain loop"] = partial(plain_loop, data, args.epochs)
             contenders["svc"] = partial(svc, data)
+        if args.contenders:
+            contenders = {name: measure for name, measure in contenders.items() if name in args.contenders}
         for contender, measure in contenders.items():
             run.mkdir(parents=True, exist_ok=True)
             rows, seconds = measure()

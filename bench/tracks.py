@@ -1,6 +1,6 @@
 """In the arena: illegible crops, calibrated confidence, one answer per player track.
 
-    python bench/tracks.py                   # about 10 minutes on a 2-core CPU
+    python bench/tracks.py                   # about 6 minutes on a 2-core CPU
 
 Rendered with the synthetic engine: 24 numbers; train and valid hold readable crops of each and, as 40% of
 the crops, illegible ones (the back turned, the number hidden by an arm, or too small to read) labelled with
