@@ -39,7 +39,8 @@ def resolve(platform: str) -> list[tuple[str, str]]:
 def installs_on(filename: str, tags: tuple[str, str]) -> bool:
     python, abi, platform = filename.removesuffix(".whl").split("-")[-3:]
     python_ok = any(tag in PYTHON_TAGS for tag in python.split(".")) or abi == "abi3"
-    return python_ok and (platform == "any" or all(tag in platform for tag in tags) or "universal2" in platform)
+    universal = "universal2" in platform and tags[0] == "macosx"
+    return python_ok and (platform == "any" or all(tag in platform for tag in tags) or universal)
 
 
 def wheel_size(name: str, version: str, tags: tuple[str, str]) -> int:

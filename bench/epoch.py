@@ -30,6 +30,7 @@ def hand_written(epochs: int, out: Path) -> None:
     import timm.optim
     import torch
     import torch.nn.functional as F
+    import yaml
     from torch.utils.data import DataLoader
 
     from jersey_cls.data.datamodule import JerseyDataModule
@@ -37,7 +38,9 @@ def hand_written(epochs: int, out: Path) -> None:
     from jersey_cls.data.transforms import eval_transform, train_transform
 
     torch.manual_seed(0)
-    data = JerseyDataModule(image_size=64, batch_size=32, num_workers=2)
+    recipe = yaml.safe_load(Path(BASE).read_text())["data"]  # the augmentation base.yaml trains with
+    damage = {key: recipe[key] for key in ("augment", "jpeg_quality", "jpeg_p", "noise_sigma", "noise_p", "erasing_p")}
+    data = JerseyDataModule(image_size=64, batch_size=32, num_workers=2, **damage)
     data.prepare_data()
     data.setup("fit")
     hp = data.hparams

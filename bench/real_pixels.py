@@ -147,7 +147,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-real"), help="data, runs and results go here")
     parser.add_argument("--sets", nargs="+", default=["numbers", "digits10", "embedded"])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--contenders", nargs="+", default=None, help="a subset, e.g. 'jersey-cls' 'plain loop'")
+    parser.add_argument("--contenders", nargs="+", default=None, choices=["jersey-cls", "jersey-cls digits",
+                        "plain loop", "svc"], help="a subset, e.g. jersey-cls 'plain loop'")  # fmt: skip
     parser.add_argument("--flags", nargs=argparse.REMAINDER, default=[], help="extra flags for both jersey-cls fits")
     args = parser.parse_args()
     results = []
@@ -174,7 +175,8 @@ def main() -> None:
                 result["unseen"] = top1(rows, everything - seen)
             results.append(result)
             print(json.dumps(result), flush=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    name = "results-subset.json" if args.contenders else "results.json"
+    (args.out / name).write_text(json.dumps(results, indent=2))
     print(f"\n{'set':<10} {'contender':<18} {'seen top-1':>10} {'unseen':>8} {'fit s':>7} {'x plain':>8}")
     for r in results:
         plain = next((p for p in results if p["set"] == r["set"] and p["contender"] == "plain loop"), None)
