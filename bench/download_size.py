@@ -2,8 +2,10 @@
 
     python bench/download_size.py            # needs uv (requirements-test.lock) and access to pypi.org
 
-Resolves the lock for each platform with uv (resolution only), then sums the size of the wheel pip would
-pick for CPython 3.11 on that platform.
+Resolves the lock for each platform with uv (resolution only), then sums, per package, the size of the
+largest platform-specific wheel that installs there for CPython 3.11 (the pure-Python wheel when there is
+none): an upper bound on what pip downloads, close to it since a package's wheels for one platform differ
+little in size.
 """
 
 import json
