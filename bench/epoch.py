@@ -6,10 +6,14 @@ Both train ResNet18 from scratch on the embedded set at base.yaml's settings (64
 same train augmentation, AdamW with warm-up and cosine), validate every epoch and save a checkpoint every
 epoch. Each runs in a fresh process, interleaved, for 1 and for 3 epochs; the difference of the two wall
 times, halved, is one epoch's wall time, so start-up (imports, rendering, the data doctor) cancels out.
-Medians over --repeats. jersey-cls also runs with Lightning's simple profiler once, to break its epoch down.
+Medians over --repeats. jersey-cls also runs with Lightning's simple profiler once, to break its epoch down
+into training steps, validation, work done at every step (EMA update, divergence check) and work done once an
+epoch (checkpoints, reports, curves): the fixed per-epoch overhead is the last, less the loop's one save.
+The augmentation's CPU time is measured on its own, one process decoding and augmenting one epoch of crops.
 """
 
 import argparse
+import copy
 import json
 import math
 import re
@@ -67,6 +71,7 @@ def hand_written(epochs: int, out: Path) -> None:
     optimizer = timm.optim.create_optimizer_v2(model, "adamw", lr=0.004, weight_decay=0.05)
     total = 15 * len(loaders["train"])
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    seconds = {"validation": 0.0, "save": 0.0}
     for _ in range(epochs):
         model.train()
         for batch in loaders["train"]:
@@ -77,10 +82,15 @@ def hand_written(epochs: int, out: Path) -> None:
             schedule.step()
         model.eval()
         correct = 0
+        started = time.perf_counter()
         with torch.no_grad():
             for batch in loaders["val"]:
                 correct += int((model((batch["image"].float() - mean) / std).argmax(1) == batch["target"]).sum())
+        saved = time.perf_counter()
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, out / "last.pt")
+        seconds["validation"] += saved - started
+        seconds["save"] += time.perf_counter() - saved
+    (out / "seconds.json").write_text(json.dumps({k: v / epochs for k, v in seconds.items()}))
 
 
 def timed(command: list[str]) -> float:
@@ -96,16 +106,64 @@ def jersey(epochs: int, run: Path, *flags: str) -> list[str]:
             str(epochs), "--trainer.enable_progress_bar", "false", *flags]  # fmt: skip
 
 
-def epoch_seconds(make, repeats: int) -> dict[str, float]:
-    """Median per-epoch wall time of each contender, from 1- and 3-epoch runs, interleaved."""
-    samples = {}
+def epoch_seconds(make, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median per-epoch wall time of each contender, from 1- and 3-epoch runs, interleaved; and the loop's own
+    validation and save seconds an epoch (medians)."""
+    samples, loop = {}, {}
     for _ in range(repeats):
         for name, command in make.items():
             with tempfile.TemporaryDirectory() as folder:
                 one = timed(command(1, Path(folder) / "one"))
                 three = timed(command(3, Path(folder) / "three"))
+                own = Path(folder) / "three" / "seconds.json"
+                for key, value in (json.loads(own.read_text()) if own.is_file() else {}).items():
+                    loop.setdefault(key, []).append(value)
             samples.setdefault(name, []).append((three - one) / 2)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    return median, {key: statistics.median(values) for key, values in loop.items()}
+
+
+def augmentation_seconds() -> dict[str, float]:
+    """CPU seconds to decode and resize one epoch of train crops, and to decode and augment them (one process,
+    one thread, as a data worker); and each transform's share: its seconds when always applied, times its
+    probability."""
+    import torch
+    import yaml
+    from torchvision.transforms import v2
+
+    from jersey_cls.data.datamodule import JerseyDataModule
+    from jersey_cls.data.datasets import CropDataset
+    from jersey_cls.data.images import load_rgb
+    from jersey_cls.data.transforms import eval_transform, train_transform
+
+    torch.set_num_threads(1)
+    recipe = yaml.safe_load(Path(BASE).read_text())["data"]
+    keys = ("augment", "jpeg_quality", "jpeg_p", "noise_sigma", "noise_p", "erasing_p")
+    augment = train_transform(64, *(recipe[key] for key in keys))
+    data = JerseyDataModule(image_size=64, num_workers=0)
+    data.prepare_data()
+    data.setup("fit")
+    train = [(path, 0) for path, _ in data.splits["train"].samples]
+    result = {}
+    for name, transform in (("decode and resize", eval_transform(64)), ("decode and augment", augment)):
+        dataset = CropDataset(train, transform, seed=0)
+        started = time.process_time()
+        for position in range(len(dataset)):
+            dataset[(0, position, position)]
+        result[name] = time.process_time() - started
+    crops = [v2.PILToTensor()(load_rgb(path)) for path, _ in train]
+    for step in augment.transforms[1:]:
+        always = step.transforms[0] if isinstance(step, v2.RandomApply) else step
+        if isinstance(always, v2.RandomPerspective | v2.RandomErasing):
+            always = copy.copy(always)
+            always.p = 1.0
+        started = time.process_time()
+        out = [always(crop) for crop in crops]
+        chance = step.p if isinstance(step, v2.RandomApply | v2.RandomPerspective | v2.RandomErasing) else 1.0
+        result[f"  {type(always).__name__}"] = (time.process_time() - started) * chance
+        if isinstance(always, v2.RandomResizedCrop):
+            crops = out  # the transforms after it see 64 px crops
+    return result
 
 
 def breakdown() -> dict[str, float]:
@@ -132,11 +190,21 @@ def breakdown() -> dict[str, float]:
         "validation steps": part("validation_step"),
         "waiting for validation batches": part("val_next"),
     }
-    for action, seconds in totals.items():  # "[Callback]Name{state key}.hook": per callback, every hook
+    for action, seconds in totals.items():  # "[Callback]Name{state key}.hook": per callback and kind of hook
         if action.startswith("[Callback]"):
-            name = re.split(r"[{.]", action.removeprefix("[Callback]"), maxsplit=1)[0]
-            parts[f"callback {name}"] = parts.get(f"callback {name}", 0.0) + seconds / 3
+            name = re.split(r"[{]", action.removeprefix("[Callback]"), maxsplit=1)[0].split(".")[0]
+            hook = action.rsplit(".", 1)[1]
+            if hook in ONCE_PER_FIT:
+                continue  # the difference of 1 and 3 epochs leaves these out of the epoch
+            kind = "every step" if hook in EVERY_STEP else "every epoch"
+            parts[f"{kind}: {name}"] = parts.get(f"{kind}: {name}", 0.0) + seconds / 3
     return parts
+
+
+EVERY_STEP = {"on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
+              "on_before_optimizer_step", "on_before_zero_grad"}  # fmt: skip
+ONCE_PER_FIT = {"setup", "teardown", "on_fit_start", "on_fit_end", "on_train_start", "on_train_end",
+                "on_sanity_check_start", "on_sanity_check_end"}  # fmt: skip
 
 
 def main() -> None:
@@ -151,7 +219,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as folder:
         timed(jersey(1, Path(folder)))  # renders the embedded set into the cache once
-    seconds = epoch_seconds(
+    seconds, loop = epoch_seconds(
         {
             "jersey-cls fit": lambda epochs, run: jersey(epochs, run),
             "hand-written loop": lambda epochs, run: [
@@ -165,28 +233,45 @@ def main() -> None:
         },
         args.repeats,
     )
-    print(json.dumps({"epoch seconds": seconds}), flush=True)
+    print(json.dumps({"epoch seconds": seconds, "loop": loop}), flush=True)
     parts = breakdown()
+    augmentation = augmentation_seconds()
     crops = 64 * 30  # the embedded set's train split
+    epoch = seconds["jersey-cls fit"]
+    every_epoch = sum(value for name, value in parts.items() if name.startswith("every epoch: "))
+    every_step = sum(value for name, value in parts.items() if name.startswith("every step: "))
+    fixed = every_epoch - loop["save"]
     result = {
         "epoch seconds": seconds,
-        "ratio": seconds["hand-written loop"] / seconds["jersey-cls fit"],
+        "ratio": seconds["hand-written loop"] / epoch,
+        "loop": loop,
         "parts": parts,
+        "fixed per-epoch overhead": fixed,
+        "augmentation cpu seconds": augmentation,
     }
     print(json.dumps(result, indent=2))
     print(f"\nper-epoch wall, medians of {args.repeats} (embedded set, {crops} train crops, base.yaml)")
     for name, value in seconds.items():
         print(f"  {name:<22} {value:6.1f} s  ({crops / value:.0f} crops/s)")
     print(f"  ratio jersey-cls / hand-written (speed): {result['ratio']:.3f}   (target >= 0.9)")
-    epoch = seconds["jersey-cls fit"]
+    print(f"  the loop's validation pass {loop['validation']:.2f} s, its checkpoint save {loop['save']:.2f} s")
     print("\none jersey-cls epoch, from the profiler (a 3-epoch fit's totals / 3, and their share of the epoch):")
     for name, value in parts.items():
-        print(f"  {name:<32} {value:6.2f} s  {value / epoch:6.1%}")
-    once = ("callback ExportOnFitEnd",)  # runs once per fit: the difference of 1 and 3 epochs leaves it out
-    callbacks = sum(value for name, value in parts.items() if name.startswith("callback ") and name not in once)
+        print(f"  {name:<36} {value:6.2f} s  {value / epoch:6.1%}")
+    print(f"  callbacks at every step (recipe: EMA update, divergence check, ...)  {every_step:.2f} s  "
+          f"{every_step / epoch:.1%}")  # fmt: skip
+    print(f"  callbacks once an epoch (checkpoints, reports, EMA swap, curves)    {every_epoch:.2f} s  "
+          f"{every_epoch / epoch:.1%}")  # fmt: skip
+    print(f"fixed per-epoch overhead (once-an-epoch callbacks less the loop's save): {fixed:.2f} s, "
+          f"{fixed / epoch:.1%} of an epoch (target <= 5%)")  # fmt: skip
     extra = epoch - seconds["hand-written loop"]
-    print(f"  every callback but the fit-end export  {callbacks:6.2f} s  {callbacks / epoch:6.1%}")
-    print(f"fixed overhead against the same-work loop: {extra:+.2f} s an epoch, {extra / epoch:+.1%} (target <= 5%)")
+    print(f"all extra time against the same-work loop: {extra:+.2f} s an epoch, {extra / epoch:+.1%}")
+    aug = augmentation["decode and augment"] - augmentation["decode and resize"]
+    print(f"augmentation (recipe, in the data workers): {aug:.1f} CPU s an epoch beyond decoding "
+          f"({augmentation['decode and resize']:.1f} s), {aug / (2 * epoch):.1%} of 2 cores over an epoch")  # fmt: skip
+    for name, value in augmentation.items():
+        if name.startswith("  "):
+            print(f"  {name.strip():<22} {value:5.2f} CPU s an epoch")
 
 
 if __name__ == "__main__":

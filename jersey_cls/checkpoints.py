@@ -131,6 +131,15 @@ def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str]) -
     return notes
 
 
+def check_resumable(path: Path, checkpoint: dict) -> None:
+    if "optimizer_states" not in checkpoint:
+        raise JerseyInputError(
+            f"--ckpt_path {path}: holds the weights only (a best checkpoint), not the training state a resume "
+            f"continues. Resume with --ckpt_path last, or start a new run from these weights with --model.init_from "
+            f"{path} --trainer.default_root_dir NEW_RUN."
+        )
+
+
 def resume_refusals(checkpoint: dict, config: Namespace) -> list[str]:
     """What ``config`` would change about the checkpoint's meaning, one line each."""
     model = checkpoint["hyper_parameters"]

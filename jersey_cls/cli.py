@@ -80,6 +80,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
         self.checkpoint = checkpoints.read_checkpoint(path)
         checkpoints.adopt_run_folder(config, path, explicit)
         if subcommand == "fit":
+            checkpoints.check_resumable(path, self.checkpoint)
             checkpoints.refuse(path, checkpoints.resume_refusals(self.checkpoint, config))
             # Every weight comes from the checkpoint: build the model without fetching its starting weights,
             # and keep in its hyperparameters what the run started from (restored in before_fit).

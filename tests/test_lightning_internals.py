@@ -5,6 +5,7 @@ import inspect
 from datetime import timedelta
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
@@ -54,3 +55,30 @@ def test_lightning_cli_still_reads_checkpoint_hyperparameters_through_parse_ckpt
 def test_weight_averaging_keeps_its_average_in_average_model():
     assert "self._average_model" in inspect.getsource(WeightAveraging)
     assert internals.holds_average(EMA()) is False
+
+
+def test_weight_averaging_swaps_through_swap_models_and_model_checkpoint_saves_through_save_checkpoint():
+    # EMA replaces the swap with a cheaper one, and BestCheckpoints wraps every save in it.
+    assert "self._swap_models(pl_module)" in inspect.getsource(WeightAveraging.on_validation_epoch_start)
+    assert "self._swap_models(pl_module)" in inspect.getsource(WeightAveraging.on_validation_epoch_end)
+    assert inspect.getsource(ModelCheckpoint).count("self._save_checkpoint(trainer, ") >= 2
+
+
+def test_the_ema_swap_exchanges_the_weights_and_gives_them_back():
+    model = pl.LightningModule()
+    model.linear, model.norm = torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)
+    ema = EMA()
+    with ema.averaged(model):  # no average yet: nothing to swap
+        pass
+    ema.setup(None, model, "fit")  # the average starts as a copy
+    with torch.no_grad():
+        model.linear.weight.add_(1.0)
+        model.norm.running_mean.add_(2.0)
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    averaged = {k.removeprefix("module."): v.clone() for k, v in ema._average_model.state_dict().items()}
+    weight = model.linear.weight
+    with ema.averaged(model):
+        assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
+    assert model.linear.weight is weight  # the parameter the optimizer holds
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, averaged[k]) for k, v in ema._average_model.module.state_dict().items())

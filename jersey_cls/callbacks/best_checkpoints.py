@@ -1,14 +1,62 @@
-"""BestCheckpoints: the best k checkpoints by a metric, whose bookkeeping survives a moved run folder."""
+"""BestCheckpoints: the best k checkpoints by a metric, holding the weights that earned the score."""
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from jersey_cls.callbacks.ema import EMA
+
 
 class BestCheckpoints(ModelCheckpoint):
-    """Lightning's ModelCheckpoint. On a resume from a run folder that moved (or a command run from elsewhere),
-    Lightning would drop the list of best checkpoints and keep a best_model_path that no longer exists; here the
-    saved paths are taken to the same files in the current folder."""
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        filename: str | None = None,
+        monitor: str = "val/acc_top1",
+        mode: str = "max",
+        save_top_k: int = 3,
+        auto_insert_metric_name: bool = True,
+        save_on_train_epoch_end: bool | None = None,
+        enable_version_counter: bool = True,
+    ) -> None:
+        """Lightning's ModelCheckpoint for deployment and evaluation: each file holds the weights validation
+        scored (the EMA of the weights when it is on), the hyperparameters and the data's settings, and not the
+        optimizer state: a quarter of a full checkpoint, and a quarter of the time to write. Training resumes from
+        ``last.ckpt``; a new run starts from a best checkpoint with ``--model.init_from``.
+
+        On a resume from a run folder that moved (or a command run from elsewhere), Lightning would drop the list
+        of best checkpoints and keep a best_model_path that no longer exists; here the saved paths are taken to
+        the same files in the current folder.
+
+        Args:
+            dirpath: Checkpoint folder. None: ``<run folder>/checkpoints``.
+            filename: File name pattern, as ModelCheckpoint's (``{epoch}``, ``{val/acc_top1:.4f}``, ...).
+            monitor: Metric that ranks the checkpoints.
+            mode: ``max`` or ``min``: whether a higher or a lower ``monitor`` is better.
+            save_top_k: How many best checkpoints to keep.
+            auto_insert_metric_name: Write ``name=`` before each metric in the file name.
+            save_on_train_epoch_end: Save at the end of the train epoch rather than after validation.
+            enable_version_counter: Add ``-v1``, ``-v2``... when a file of that name exists, instead of replacing it.
+        """
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename,
+            monitor=monitor,
+            mode=mode,
+            save_top_k=save_top_k,
+            auto_insert_metric_name=auto_insert_metric_name,
+            save_on_train_epoch_end=save_on_train_epoch_end,
+            enable_version_counter=enable_version_counter,
+            save_weights_only=True,
+        )
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        # A weights-only save skips the callbacks' on_save_checkpoint, where the EMA callback would put the average
+        # into the file; the model holds the average for the save instead, as it does during validation.
+        ema = next((c for c in trainer.callbacks if isinstance(c, EMA)), None)
+        with ema.averaged(trainer.lightning_module) if ema else nullcontext():
+            super()._save_checkpoint(trainer, filepath)
 
     def load_state_dict(self, state_dict: dict) -> None:
         saved = state_dict.get("dirpath")

@@ -1,5 +1,9 @@
 """EMA of the weights, on Lightning's WeightAveraging: validation, checkpoints and export see the average."""
 
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from jsonargparse.typing import ClosedUnitInterval
 from lightning.pytorch.callbacks import WeightAveraging
@@ -52,3 +56,24 @@ class EMA(WeightAveraging):
         # Outside fit there is no average to restore: the checkpoint's state_dict already holds the EMA weights.
         if holds_average(self):
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+    @contextmanager
+    def averaged(self, pl_module) -> Iterator[None]:
+        """The model holds the averaged weights inside the block (as during validation), if there is an average."""
+        if not holds_average(self):
+            yield
+            return
+        self._swap_models(pl_module)
+        try:
+            yield
+        finally:
+            self._swap_models(pl_module)
+
+    def _swap_models(self, pl_module) -> None:
+        # Lightning copies every tensor three times (0.12 s an epoch for ResNet18 on 2 cores); exchanging the
+        # tensors' storage is the same swap, without the copies. The parameter objects the optimizer holds stay.
+        module = self._average_model.module
+        average = itertools.chain(module.parameters(), module.buffers())
+        current = itertools.chain(pl_module.parameters(), pl_module.buffers())
+        for a, c in zip(average, current, strict=True):
+            a.data, c.data = c.data, a.data
