@@ -26,13 +26,14 @@ def fit(code: Path, run: Path, *flags: str) -> tuple[float, float]:
     """Wall seconds and best val/acc_top1 of a fit with the code and base.yaml of ``code``."""
     command = [sys.executable, "-m", "jersey_cls", "fit", "--config", str(code / "configs" / "base.yaml"),
                "--trainer.default_root_dir", str(run), "--trainer.enable_progress_bar", "false", *flags]  # fmt: skip
-    environment = {**os.environ, "PYTHONPATH": str(code)}
+    environment = {**os.environ, "PYTHONPATH": str(code), "PYTHONSAFEPATH": "1"}  # not the working folder's code
     imported = subprocess.run(
-        [sys.executable, "-c", "import jersey_cls; print(jersey_cls.__file__)"],
+        [sys.executable, "-c", "import jersey_cls, importlib.resources as r; print(jersey_cls.__file__); "
+         "print(r.files('jersey_cls.configs') / 'base.yaml')"],
         env=environment, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    if not imported.startswith(str(code)):
-        sys.exit(f"bench: {code} is not the jersey_cls that gets imported ({imported.strip()})")
+    ).stdout.split()  # fmt: skip
+    if not all(path.startswith(str(code)) for path in imported):
+        sys.exit(f"bench: {code} is not the jersey_cls (and its packaged base.yaml) that gets imported: {imported}")
     started = time.perf_counter()
     done = subprocess.run(command, env=environment, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -55,6 +56,9 @@ def main() -> None:
         before = Path(folder) / "before"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(before), args.before], check=True,
                        capture_output=True)  # fmt: skip
+        packaged = before / "jersey_cls" / "configs"  # the wheel ships configs/ as jersey_cls.configs
+        if not packaged.exists():
+            packaged.symlink_to(before / "configs", target_is_directory=True)
         try:
             sides = {f"before ({args.before})": before, "now": REPO}
             for code in sides.values():  # renders the embedded set into the cache
@@ -72,7 +76,8 @@ def main() -> None:
                     samples[name].append(fit(code, Path(folder) / f"{repeat}-{len(samples[name])}-{name[:3]}"))
                     print(name, samples[name][-1], flush=True)
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)], check=True)
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)])
+            subprocess.run(["git", "-C", str(REPO), "worktree", "prune"])
     wall = {name: statistics.median(s for s, _ in runs) for name, runs in samples.items()}
     accuracy = {name: [a for _, a in runs] for name, runs in samples.items()}
     print(json.dumps({"wall seconds": wall, "best val/acc_top1": accuracy}, indent=2))

@@ -257,7 +257,8 @@ def main() -> None:
     print(f"  the loop's validation pass {loop['validation']:.2f} s, its checkpoint save {loop['save']:.2f} s")
     print("\none jersey-cls epoch, from the profiler (a 3-epoch fit's totals / 3, and their share of the epoch):")
     for name, value in parts.items():
-        print(f"  {name:<36} {value:6.2f} s  {value / epoch:6.1%}")
+        if value >= 0.005:
+            print(f"  {name:<36} {value:6.2f} s  {value / epoch:6.1%}")
     print(f"  callbacks at every step (recipe: EMA update, divergence check, ...)  {every_step:.2f} s  "
           f"{every_step / epoch:.1%}")  # fmt: skip
     print(f"  callbacks once an epoch (checkpoints, reports, EMA swap, curves)    {every_epoch:.2f} s  "

@@ -45,7 +45,7 @@ def checkpoints_in(folder: Path) -> list[Path]:
 
 
 def best_checkpoint(folder: Path) -> Path | None:
-    """The best checkpoint as the run's newest checkpoint records it (ModelCheckpoint's best_model_path)."""
+    """The best checkpoint as the run's newest full checkpoint (last.ckpt) records it (best_model_path)."""
     for candidate in reversed(checkpoints_in(folder)):
         try:
             callbacks = read_checkpoint(candidate).get("callbacks", {})

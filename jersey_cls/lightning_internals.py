@@ -14,6 +14,8 @@ changes. On a Lightning upgrade, check each:
   https://github.com/Lightning-AI/pytorch-lightning/pull/21455
 - `WeightAveraging._average_model`: whether the EMA callback holds an average (fit) or not (evaluation).
   https://github.com/Lightning-AI/pytorch-lightning/pull/20545
+- `WeightAveraging._swap_models` (overridden: the swap without copies) and `ModelCheckpoint._save_checkpoint`
+  (wrapped: best checkpoints are saved with the average in the model), in jersey_cls.callbacks.
 """
 
 from datetime import timedelta

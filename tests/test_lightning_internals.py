@@ -76,9 +76,11 @@ def test_the_ema_swap_exchanges_the_weights_and_gives_them_back():
         model.norm.running_mean.add_(2.0)
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     averaged = {k.removeprefix("module."): v.clone() for k, v in ema._average_model.state_dict().items()}
-    weight = model.linear.weight
+    weight, storage = model.linear.weight, model.linear.weight.data_ptr()
+    average_storage = ema._average_model.module.linear.weight.data_ptr()
     with ema.averaged(model):
         assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
-    assert model.linear.weight is weight  # the parameter the optimizer holds
+        assert model.linear.weight.data_ptr() == average_storage  # exchanged, not copied
+    assert model.linear.weight is weight and weight.data_ptr() == storage  # what the optimizer holds, as it was
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
     assert all(torch.equal(v, averaged[k]) for k, v in ema._average_model.module.state_dict().items())

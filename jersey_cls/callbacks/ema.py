@@ -1,6 +1,5 @@
 """EMA of the weights, on Lightning's WeightAveraging: validation, checkpoints and export see the average."""
 
-import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,8 +14,8 @@ class EMA(WeightAveraging):
     def __init__(self, enabled: bool = True, decay: ClosedUnitInterval = 0.9999, warmup: bool = True) -> None:
         """Exponential moving average of the model weights (and BatchNorm statistics).
 
-        Validation and the saved checkpoints' ``state_dict`` hold the averaged weights; the raw weights and the
-        average's update count are saved beside them, so a resume continues both.
+        Validation and the saved checkpoints' ``state_dict`` hold the averaged weights; ``last.ckpt`` also holds
+        the raw weights and the average's update count, so a resume continues both.
 
         Args:
             enabled: Average the weights. ``false`` turns EMA off.
@@ -73,7 +72,13 @@ class EMA(WeightAveraging):
         # Lightning copies every tensor three times (0.12 s an epoch for ResNet18 on 2 cores); exchanging the
         # tensors' storage is the same swap, without the copies. The parameter objects the optimizer holds stay.
         module = self._average_model.module
-        average = itertools.chain(module.parameters(), module.buffers())
-        current = itertools.chain(pl_module.parameters(), pl_module.buffers())
+        average = [*module.parameters(), *module.buffers()]
+        current = [*pl_module.parameters(), *pl_module.buffers()]
+        alike = len(average) == len(current) and all(
+            (a.shape, a.dtype, a.device) == (c.shape, c.dtype, c.device) for a, c in zip(average, current, strict=True)
+        )
+        if not alike:  # not the copy the average started from: Lightning's copying swap
+            super()._swap_models(pl_module)
+            return
         for a, c in zip(average, current, strict=True):
             a.data, c.data = c.data, a.data
