@@ -1,6 +1,7 @@
 """The README's quick start, this checkout against an earlier commit: the whole default fit, side by side.
 
     python bench/default_fit.py --before 6b74b40     # about 13 minutes a repeat on a 2-core CPU
+    python bench/default_fit.py --before 6b74b40 --flags "--data.augment 0.5"   # flags for both sides
 
 Each side runs `jersey-cls fit --config configs/base.yaml` (the embedded set, 15 epochs) with its own code and
 its own base.yaml, in a fresh process, the two interleaved; the earlier commit is checked out into a temporary
@@ -12,6 +13,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -51,7 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", required=True, help="the earlier commit (any git revision)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--flags", default="", help="jersey-cls fit flags for both sides, to compare like with like")
     args = parser.parse_args()
+    flags = shlex.split(args.flags)
     with tempfile.TemporaryDirectory() as folder:
         before = Path(folder) / "before"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(before), args.before], check=True,
@@ -73,7 +77,7 @@ def main() -> None:
             samples = {name: [] for name in sides}
             for repeat in range(args.repeats):
                 for name, code in sides.items():
-                    samples[name].append(fit(code, Path(folder) / f"{repeat}-{len(samples[name])}-{name[:3]}"))
+                    samples[name].append(fit(code, Path(folder) / f"{repeat}-{name[:3]}", *flags))
                     print(name, samples[name][-1], flush=True)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)])
