@@ -74,6 +74,11 @@ def resolve(ckpt_path: str | None, run: Path, subcommand: str) -> Path | None:
     elif ckpt_path == "best":
         if (found := best_checkpoint(folder)) is not None:
             return found
+        if checkpoints_in(folder):  # best checkpoints hold weights; which one is best, last.ckpt records
+            raise JerseyInputError(
+                f"--ckpt_path best: no checkpoint in {folder} records which one is best (last.ckpt does, once fit "
+                f"has run there). Give the file. {listing(run)}"
+            )
     elif Path(ckpt_path).is_file():
         return Path(ckpt_path)
     else:
