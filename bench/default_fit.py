@@ -4,9 +4,10 @@
     python bench/default_fit.py --before 6b74b40 --flags "--data.augment 0.5"   # flags for both sides
 
 Each side runs `jersey-cls fit --config configs/base.yaml` (the embedded set, 15 epochs) with its own code and
-its own base.yaml, in a fresh process, the two interleaved; the earlier commit is checked out into a temporary
-git worktree and imported from there. A short fit of each renders its embedded set into the cache first, so
-neither pays for that. Prints each side's wall time, best val/acc_top1, and the ratio.
+its own base.yaml, in a fresh process; the two are interleaved, each going first in every other pair. The
+earlier commit is checked out into a temporary git worktree and imported from there. A short fit of each
+renders its embedded set into the cache first, so neither pays for that. Prints each side's wall time, best
+val/acc_top1, and the ratio.
 """
 
 import argparse
@@ -32,10 +33,12 @@ def fit(code: Path, run: Path, *flags: str) -> tuple[float, float]:
     imported = subprocess.run(
         [sys.executable, "-c", "import jersey_cls, importlib.resources as r; print(jersey_cls.__file__); "
          "print(r.files('jersey_cls.configs') / 'base.yaml')"],
-        env=environment, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    if not all(path.startswith(str(code)) for path in imported):
-        sys.exit(f"bench: {code} is not the jersey_cls (and its packaged base.yaml) that gets imported: {imported}")
+        env=environment, capture_output=True, text=True,
+    )  # fmt: skip
+    paths = imported.stdout.splitlines()
+    if imported.returncode or not all(Path(path).resolve().is_relative_to(code.resolve()) for path in paths):
+        sys.exit(f"bench: {code} is not the jersey_cls (and its packaged base.yaml) that gets imported: "
+                 f"{paths}{imported.stderr[-1000:]}")  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(command, env=environment, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -46,6 +49,8 @@ def fit(code: Path, run: Path, *flags: str) -> tuple[float, float]:
         for p in (run / "checkpoints").glob("best-*.ckpt")
         if (m := re.search(r"acc=([0-9.]+)\.ckpt$", p.name))
     ]
+    if not scores:
+        sys.exit(f"bench: the fit with {code} left no best checkpoint in {run}/checkpoints")
     return seconds, max(scores)
 
 
@@ -58,12 +63,14 @@ def main() -> None:
     flags = shlex.split(args.flags)
     with tempfile.TemporaryDirectory() as folder:
         before = Path(folder) / "before"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(before), args.before], check=True,
-                       capture_output=True)  # fmt: skip
-        packaged = before / "jersey_cls" / "configs"  # the wheel ships configs/ as jersey_cls.configs
-        if not packaged.exists():
-            packaged.symlink_to(before / "configs", target_is_directory=True)
         try:
+            added = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(before), args.before],
+                                   capture_output=True, text=True)  # fmt: skip
+            if added.returncode:
+                sys.exit(f"bench: cannot check out {args.before}: {added.stderr.strip()}")
+            packaged = before / "jersey_cls" / "configs"  # the wheel ships configs/ as jersey_cls.configs
+            if not packaged.exists():
+                packaged.symlink_to(before / "configs", target_is_directory=True)
             sides = {f"before ({args.before})": before, "now": REPO}
             for code in sides.values():  # renders the embedded set into the cache
                 fit(
@@ -75,13 +82,13 @@ def main() -> None:
                     "2",
                 )
             samples = {name: [] for name in sides}
-            for repeat in range(args.repeats):
-                for name, code in sides.items():
+            for repeat in range(args.repeats):  # each side goes first in every other pair
+                for name, code in list(sides.items())[:: 1 if repeat % 2 == 0 else -1]:
                     samples[name].append(fit(code, Path(folder) / f"{repeat}-{name[:3]}", *flags))
                     print(name, samples[name][-1], flush=True)
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)])
-            subprocess.run(["git", "-C", str(REPO), "worktree", "prune"])
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)], capture_output=True)
+            subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], capture_output=True)
     wall = {name: statistics.median(s for s, _ in runs) for name, runs in samples.items()}
     accuracy = {name: [a for _, a in runs] for name, runs in samples.items()}
     print(json.dumps({"wall seconds": wall, "best val/acc_top1": accuracy}, indent=2))

@@ -72,12 +72,18 @@ def resolve(ckpt_path: str | None, run: Path, subcommand: str) -> Path | None:
         if found or subcommand == "fit":
             return found[-1] if found else None
     elif ckpt_path == "best":
+        if subcommand == "fit":
+            raise JerseyInputError(
+                "--ckpt_path best: fit resumes from --ckpt_path last. To start a new run from a best checkpoint, "
+                "give its file to --model.init_from and a new --trainer.default_root_dir."
+            )
         if (found := best_checkpoint(folder)) is not None:
             return found
-        if checkpoints_in(folder):  # best checkpoints hold weights; which one is best, last.ckpt records
+        found = checkpoints_in(folder)
+        if found and not any(p.name.startswith("last") for p in found):  # best files hold weights, not the record
             raise JerseyInputError(
-                f"--ckpt_path best: no checkpoint in {folder} records which one is best (last.ckpt does, once fit "
-                f"has run there). Give the file. {listing(run)}"
+                f"--ckpt_path best: {folder} has no last.ckpt, which records which checkpoint is best. Give the "
+                f"file: {', '.join(p.name for p in found)}."
             )
     elif Path(ckpt_path).is_file():
         return Path(ckpt_path)

@@ -51,7 +51,8 @@ def test_evaluation_without_a_checkpoint_is_refused_and_names_the_checkpoints_th
     assert "no such checkpoint file" in fails(capsys, ["validate", *BASE, "--ckpt_path", "nope.ckpt"])
     Path("runs/jersey/checkpoints/last.ckpt").unlink()  # best checkpoints alone, copied for deployment say
     error = fails(capsys, ["validate", *BASE, "--ckpt_path", "best"])
-    assert "no checkpoint in runs/jersey/checkpoints records which one is best" in error and "best-epoch=000" in error
+    assert "runs/jersey/checkpoints has no last.ckpt, which records which checkpoint is best" in error
+    assert "Give the file: best-epoch=000" in error
 
 
 def test_jsonl_with_another_schema_names_the_keys_expected_and_found(jsonl_root, capsys):

@@ -51,25 +51,26 @@ def test_ema_weights_are_what_validation_and_checkpoints_use(trained, capsys):
 
 def test_best_checkpoints_hold_the_weights_validation_scored_and_no_training_state(trained, capsys):
     last = torch.load(LAST, map_location="cpu", weights_only=True)
-    best = torch.load(next(LAST.parent.glob("best-epoch=001-*.ckpt")), map_location="cpu", weights_only=True)
+    path = next(LAST.parent.glob("best-epoch=001-*.ckpt"))
+    best = torch.load(path, map_location="cpu", weights_only=True)
     assert "optimizer_states" not in best and "current_model_state" not in best
     assert best["epoch"] == last["epoch"] == 1  # no step between epoch 1's validation and its last.ckpt
     assert best["state_dict"].keys() == last["state_dict"].keys()
-    assert all(torch.equal(best["state_dict"][k], last["state_dict"][k]) for k in last["state_dict"])  # the EMA
+    weights = [k for k in last["state_dict"] if k != "temperature"]  # calibration sets the best file's at fit end
+    assert all(torch.equal(best["state_dict"][k], last["state_dict"][k]) for k in weights)  # the EMA weights
     assert not torch.equal(best["state_dict"]["net.fc.weight"], last["current_model_state"]["net.fc.weight"])
     assert best["hyper_parameters"] == last["hyper_parameters"] and best["datamodule_hyper_parameters"]
-    assert LAST.with_name(best_name := next(LAST.parent.glob("best-epoch=001-*.ckpt")).name).stat().st_size < (
-        LAST.stat().st_size / 2
-    )
-    score = float(best_name.removesuffix(".ckpt").split("acc=")[1])
+    assert path.stat().st_size < LAST.stat().st_size / 2
+    score = float(path.name.removesuffix(".ckpt").split("acc=")[1])
     assert accuracy_of(best["state_dict"], trained) == pytest.approx(score, abs=1e-4)
     # Training resumes from last.ckpt; a best checkpoint starts a new run.
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(fit_args(trained, "--ckpt_path", "best", epochs=3))
-    assert stop.value.code == 2
-    error = capsys.readouterr().err
-    assert "holds the weights only" in error and "--ckpt_path last" in error and "--model.init_from" in error
+    for given, message in (("best", "fit resumes from --ckpt_path last"), (str(path), "holds the weights only")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            main(fit_args(trained, "--ckpt_path", given, epochs=3))
+        assert stop.value.code == 2
+        error = capsys.readouterr().err
+        assert message in error and "--model.init_from" in error
 
 
 def test_resume_restores_the_ema_state(trained):

@@ -68,8 +68,9 @@ def test_the_ema_swap_exchanges_the_weights_and_gives_them_back():
     model = pl.LightningModule()
     model.linear, model.norm = torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)
     ema = EMA()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with ema.averaged(model):  # no average yet: nothing to swap
-        pass
+        assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     ema.setup(None, model, "fit")  # the average starts as a copy
     with torch.no_grad():
         model.linear.weight.add_(1.0)
