@@ -85,3 +85,19 @@ def test_the_ema_swap_exchanges_the_weights_and_gives_them_back():
     assert model.linear.weight is weight and weight.data_ptr() == storage  # what the optimizer holds, as it was
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
     assert all(torch.equal(v, averaged[k]) for k, v in ema._average_model.module.state_dict().items())
+
+
+def test_the_ema_swap_copies_like_lightning_when_the_average_is_not_a_tensor_for_tensor_copy():
+    model = pl.LightningModule()
+    model.linear = torch.nn.Linear(3, 2)
+    ema = EMA()
+    ema.setup(None, model, "fit")
+    ema._average_model.module.double()  # another dtype: storage cannot be exchanged
+    with torch.no_grad():
+        model.linear.weight.add_(1.0)
+    trained, averaged = model.linear.weight.clone(), ema._average_model.module.linear.weight.clone()
+    storage = model.linear.weight.data_ptr()
+    with ema.averaged(model):
+        assert torch.equal(model.linear.weight, averaged.float()) and model.linear.weight.data_ptr() == storage
+    assert torch.equal(model.linear.weight, trained) and model.linear.weight.dtype == torch.float32
+    assert torch.equal(ema._average_model.module.linear.weight, averaged)
