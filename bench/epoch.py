@@ -24,8 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 BASE = str(REPO / "configs" / "base.yaml")
+
+
+def base_augmentation() -> dict:
+    """base.yaml's training augmentation: its data settings, in train_transform's order after the image size."""
+    recipe = yaml.safe_load(Path(BASE).read_text())["data"]
+    return {key: recipe[key] for key in ("augment", "jpeg_quality", "jpeg_p", "noise_sigma", "noise_p", "erasing_p")}
 
 
 def hand_written(epochs: int, out: Path) -> None:
@@ -34,7 +42,6 @@ def hand_written(epochs: int, out: Path) -> None:
     import timm.optim
     import torch
     import torch.nn.functional as F
-    import yaml
     from torch.utils.data import DataLoader
 
     from jersey_cls.data.datamodule import JerseyDataModule
@@ -42,16 +49,13 @@ def hand_written(epochs: int, out: Path) -> None:
     from jersey_cls.data.transforms import eval_transform, train_transform
 
     torch.manual_seed(0)
-    recipe = yaml.safe_load(Path(BASE).read_text())["data"]  # the augmentation base.yaml trains with
-    damage = {key: recipe[key] for key in ("augment", "jpeg_quality", "jpeg_p", "noise_sigma", "noise_p", "erasing_p")}
-    data = JerseyDataModule(image_size=64, batch_size=32, num_workers=2, **damage)
+    data = JerseyDataModule(image_size=64, num_workers=0)  # for its splits and classes; the loaders are below
     data.prepare_data()
     data.setup("fit")
-    hp = data.hparams
     index = {name: i for i, name in enumerate(data.class_names)}
     train = [(path, index[label]) for path, label in data.splits["train"].samples]
     val = [(path, index[label]) for path, label in data.splits["val"].samples]
-    augment = train_transform(64, hp.augment, hp.jpeg_quality, hp.jpeg_p, hp.noise_sigma, hp.noise_p, hp.erasing_p)
+    augment = train_transform(64, *base_augmentation().values())
     loaders = {
         "train": DataLoader(
             CropDataset(train, augment),
@@ -128,7 +132,6 @@ def augmentation_seconds() -> dict:
     one thread, as a data worker); and each transform's share: its seconds when always applied, times its
     probability."""
     import torch
-    import yaml
     from torchvision.transforms import v2
 
     from jersey_cls.data.datamodule import JerseyDataModule
@@ -137,9 +140,7 @@ def augmentation_seconds() -> dict:
     from jersey_cls.data.transforms import eval_transform, train_transform
 
     torch.set_num_threads(1)
-    recipe = yaml.safe_load(Path(BASE).read_text())["data"]
-    keys = ("augment", "jpeg_quality", "jpeg_p", "noise_sigma", "noise_p", "erasing_p")
-    augment = train_transform(64, *(recipe[key] for key in keys))
+    augment = train_transform(64, *base_augmentation().values())
     data = JerseyDataModule(image_size=64, num_workers=0)
     data.prepare_data()
     data.setup("fit")

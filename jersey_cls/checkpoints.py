@@ -79,11 +79,11 @@ def resolve(ckpt_path: str | None, run: Path, subcommand: str) -> Path | None:
             )
         if (found := best_checkpoint(folder)) is not None:
             return found
-        found = checkpoints_in(folder)
-        if found and not any(p.name.startswith("last") for p in found):  # best files hold weights, not the record
+        files = checkpoints_in(folder)
+        if files and not any(p.name.startswith("last") for p in files):  # best files hold weights, not the record
             raise JerseyInputError(
                 f"--ckpt_path best: {folder} has no last.ckpt, which records which checkpoint is best. Give the "
-                f"file: {', '.join(p.name for p in found)}."
+                f"file: {', '.join(p.name for p in files)}."
             )
     elif Path(ckpt_path).is_file():
         return Path(ckpt_path)
