@@ -10,6 +10,9 @@ changes. On a Lightning upgrade, check each:
   minutes. https://github.com/Lightning-AI/pytorch-lightning/issues/11645
 - `Trainer.fit_loop.epoch_progress`, `.epoch_loop.batch_progress`: where in which epoch a checkpoint was saved,
   for the mid-epoch resume. https://github.com/Lightning-AI/pytorch-lightning/issues/20240
+- `Trainer.fit_loop.setup_data()`: the train loader's length (steps per epoch, for the warm-up) when max_epochs is
+  -1, where `Trainer.estimated_stepping_batches` returns max_steps without loading it.
+  https://github.com/Lightning-AI/pytorch-lightning/pull/14317
 - `LightningCLI._parse_ckpt_path`: turned off; `jersey_cls.checkpoints` decides what a checkpoint sets.
   https://github.com/Lightning-AI/pytorch-lightning/pull/21455
 - `WeightAveraging._average_model`: whether the EMA callback holds an average (fit) or not (evaluation).
@@ -18,6 +21,7 @@ changes. On a Lightning upgrade, check each:
   (wrapped: best checkpoints are saved with the average in the model), in jersey_cls.callbacks.
 """
 
+import math
 from datetime import timedelta
 
 import torch
@@ -100,6 +104,13 @@ def train_progress(trainer) -> tuple[int, int]:
     if epochs.processed == epochs.started:
         return epochs.processed, 0
     return epochs.processed, batches.processed if batches.processed == batches.started else batches.completed
+
+
+def steps_per_epoch(trainer) -> int:
+    """Optimizer steps in one training epoch, the train loader set up first if need be."""
+    if trainer.train_dataloader is None:
+        trainer.fit_loop.setup_data()
+    return max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches))
 
 
 def at_last_train_batch(trainer) -> bool:

@@ -1,6 +1,7 @@
 """JerseyClassifier: a timm backbone and a head that read jersey numbers from uint8 RGB crops."""
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -17,7 +18,9 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from jersey_cls import lightning_internals as internals
 from jersey_cls.backbone import carry_over, create_backbone, load_imagenet_weights, load_weights_file
+from jersey_cls.console import say
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.heads import HEADS
 from jersey_cls.numbers import ILLEGIBLE
@@ -99,7 +102,8 @@ class JerseyClassifier(pl.LightningModule):
             compile: torch.compile the backbone when the Trainer sets the model up; the first steps wait for it.
             lr: Peak AdamW learning rate, reached after warm-up.
             weight_decay: AdamW weight decay (not applied to norms and biases).
-            warmup_epochs: Linear warm-up length in epochs, then cosine decay to zero at max_epochs.
+            warmup_epochs: Linear warm-up length in epochs, then a cosine decay to zero at the run's last optimizer
+                step, whether max_epochs or max_steps ends the run.
             label_smoothing: Cross-entropy label smoothing.
             class_weighted_loss: Weight the loss by inverse class frequency from the train split.
             class_weights: Per-class loss weights; linked from the data.
@@ -127,6 +131,8 @@ class JerseyClassifier(pl.LightningModule):
         self.test_metrics = evaluation_metrics(self.class_names, "test/")
         # The digits head's own whole-number output, scored beside the answer on the same crops.
         self.val_whole_number_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.schedule: dict | None = None
+        self._resumed_schedule: dict | None = None
 
     def _start_weights(self, pretrained: bool, init_from: str | None) -> str:
         """Load the weights training starts from; returns what they are, for the model card."""
@@ -158,9 +164,13 @@ class JerseyClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["started_from"] = self.started_from
+        if self.schedule:
+            checkpoint["schedule"] = self.schedule
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.started_from = checkpoint.get("started_from", self.started_from)
+        if "schedule" in checkpoint:  # a resume: the schedule it ran on, and where it stood
+            self._resumed_schedule = {**checkpoint["schedule"], "step": checkpoint["global_step"]}
         for state in (checkpoint["state_dict"], checkpoint.get("current_model_state", {})):
             state.setdefault("temperature", torch.ones(()))  # checkpoints from before calibration
 
@@ -208,6 +218,14 @@ class JerseyClassifier(pl.LightningModule):
             self.log("val/classes_head_acc_top1", self.val_whole_number_acc, on_epoch=True, batch_size=batch_size)
         return Step(loss, scores)
 
+    def on_train_start(self) -> None:
+        if self._resumed_schedule and self._resumed_schedule["total_steps"] != self.schedule["total_steps"]:
+            # The optimizer came back with the rate the old schedule set for this step: set the new one's.
+            scheduler = self.lr_schedulers()
+            share = scheduler.lr_lambdas[0](self.trainer.global_step)
+            for group, peak in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
+                group["lr"] = peak * share
+
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # Dropout and drop-path draw from the global generators. Seeded per batch, a resumed run draws what an
         # uninterrupted one would have, however much Lightning and the data loaders drew in between.
@@ -233,15 +251,36 @@ class JerseyClassifier(pl.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         optimizer = timm.optim.create_optimizer_v2(self.net, "adamw", lr=hp.lr, weight_decay=hp.weight_decay)
-        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
-        warmup_steps = int(total_steps * hp.warmup_epochs / max_epochs)
-
-        def warmup_then_cosine(step: int) -> float:
-            if step < warmup_steps:
-                return (step + 1) / (warmup_steps + 1)
-            progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_cosine)
+        total_steps = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total_steps):
+            raise JerseyInputError(
+                "--trainer.max_epochs -1 with --trainer.max_steps -1 trains without end, and the learning rate's "
+                "cosine needs one: give --trainer.max_epochs N or --trainer.max_steps N."
+            )
+        total_steps = max(1, int(total_steps))
+        warmup_steps = min(total_steps, round(hp.warmup_epochs * internals.steps_per_epoch(self.trainer)))
+        self.schedule = {"warmup_steps": warmup_steps, "total_steps": total_steps}
+        old = self._resumed_schedule
+        if old and old["total_steps"] != total_steps:
+            before = hp.lr * warmup_cosine(old["warmup_steps"], old["total_steps"])(old["step"])
+            after = hp.lr * warmup_cosine(warmup_steps, total_steps)(old["step"])
+            say(
+                f"jersey-cls: note: the run now ends after {total_steps} optimizer steps, not {old['total_steps']}: "
+                f"the cosine spans the new length, so at step {old['step']} the learning rate goes from "
+                f"{before:.3g} to {after:.3g}, and decays to zero at step {total_steps}."
+            )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """The share of the peak learning rate at each optimizer step: a linear warm-up over ``warmup_steps``, then a
+    cosine to zero at ``total_steps``."""
+
+    def share(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return share
