@@ -15,10 +15,11 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from jersey_cls import checkpoints
-from jersey_cls.callbacks import EMA, LastCheckpoint, PredictionWriter
+from jersey_cls.callbacks import EMA, ExportOnnx, LastCheckpoint, PredictionWriter
 from jersey_cls.console import jersey_console, say
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.errors import JerseyInputError, TrainingDiverged
+from jersey_cls.export import ExportParityError
 from jersey_cls.gpu import check_cuda
 from jersey_cls.interrupt import Interrupts
 from jersey_cls.lightning_internals import NoCheckpointHyperparameters
@@ -56,6 +57,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
         # --predictions.format jsonl work as flags (list items cannot be addressed from the command line).
         parser.add_lightning_class_args(EMA, "ema")
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(ExportOnnx, "onnx")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def parse_arguments(self, parser, args) -> None:
@@ -182,6 +184,9 @@ def main(args: list[str] | None = None) -> None:
     except TrainingDiverged as error:
         print(f"jersey-cls: {error}", file=sys.stderr)
         raise SystemExit(3) from None
+    except ExportParityError as error:
+        print(f"jersey-cls: error: {error}", file=sys.stderr)
+        raise SystemExit(4) from None
     except SIGTERMException:  # preemption or Ctrl-C: last.ckpt is written (save_on_exception)
         interrupts.print_resume_hint(args)
         raise SystemExit(interrupts.exit_code) from None

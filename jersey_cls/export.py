@@ -34,7 +34,8 @@ def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path) -> 
     the (tens, units) scoring inside. ``crops`` are real uint8 validation crops, preprocessed as in evaluation.
 
     Raises:
-        ExportParityError: when a probability differs by more than 1e-4 or any top-1 differs.
+        ExportParityError: when a probability differs by more than 1e-4 or any top-1 differs; the file is then
+            renamed model.rejected.onnx.
     """
     onnxruntime = _onnxruntime()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,10 +59,12 @@ def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path) -> 
     max_abs_diff = float(abs(exported - expected).max())
     top1_agree = int((exported.argmax(1) == expected.argmax(1)).sum())
     if max_abs_diff > MAX_ABS_DIFF or top1_agree != len(crops):
+        rejected = onnx_path.with_name("model.rejected.onnx")  # kept for a bug report, under a name no one deploys
+        onnx_path.replace(rejected)
         raise ExportParityError(
-            f"{onnx_path}: ONNX Runtime disagrees with PyTorch on {len(crops)} validation crops: max |probability "
+            f"{rejected}: ONNX Runtime disagrees with PyTorch on {len(crops)} validation crops: max |probability "
             f"diff| {max_abs_diff:.2e} (limit {MAX_ABS_DIFF:.0e}), same top-1 on {top1_agree}/{len(crops)}. "
-            "Do not deploy this file; report the backbone and torch/onnxruntime versions."
+            "No model.onnx was written. Report the backbone and the torch and onnxruntime versions."
         )
     size = model.hparams.image_size
     labels = {

@@ -5,6 +5,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jersey_cls.data.synthetic import Look, render_crop
@@ -67,8 +68,9 @@ def imagefolder_root(tmp_path) -> Path:
     return root
 
 
-def fit_args(data_root: Path, *extra: str, epochs: int = 1) -> list[str]:
-    """A fast real fit: tiny timm backbone, 32 px, no workers, quiet."""
+def fit_args(data_root: Path, *extra: str, epochs: int = 1, onnx: bool = False) -> list[str]:
+    """A fast real fit: tiny timm backbone, 32 px, no workers, quiet; the ONNX export (seconds of a tiny fit) only
+    when the test reads it."""
     return [
         "fit",
         "--config", str(CONFIGS / "base.yaml"),
@@ -80,6 +82,7 @@ def fit_args(data_root: Path, *extra: str, epochs: int = 1) -> list[str]:
         "--trainer.max_epochs", str(epochs),
         "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false",
+        "--onnx.enabled", str(onnx).lower(),
         *extra,
     ]  # fmt: skip
 
@@ -106,3 +109,14 @@ def predictions_of(run: Path = Path("runs/jersey")) -> Path:
     """The newest predictions file `predict` wrote into the run folder's predictions/ (not a tracks file)."""
     written = [p for p in (run / "predictions").iterdir() if not p.stem.endswith("_tracks")]
     return max(written, key=lambda p: p.stat().st_mtime_ns)
+
+
+def numpy_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Top-label expected calibration error, written out: |accuracy - mean confidence| per confidence bin
+    [i/15, (i+1)/15), the last bin closed, weighted by the bin's share of crops."""
+    total = 0.0
+    for low in np.arange(bins) / bins:
+        chosen = (confidence >= low) & (confidence < low + 1 / bins) if low < 1 - 1 / bins else confidence >= low
+        if chosen.any():
+            total += chosen.mean() * abs(correct[chosen].mean() - confidence[chosen].mean())
+    return float(total)

@@ -16,7 +16,7 @@ from sklearn.metrics import precision_score, recall_score
 
 from jersey_cls.cli import main
 
-from .conftest import LABELS, fit_args, predictions_of, printed_metric, write_crop
+from .conftest import LABELS, fit_args, numpy_ece, predictions_of, printed_metric, write_crop
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path("runs/jersey")
@@ -84,18 +84,32 @@ def onnx_probabilities(export: Path, paths: list[str]) -> np.ndarray:
     return session.run(["probabilities"], {"images": np.stack(crops)})[0]
 
 
-def test_the_fitted_temperature_is_in_the_checkpoint_the_export_and_predict(with_illegible):
-    main(fit_args(with_illegible, "--data.illegible", "true", "--model.lr", "0.01", epochs=2))
+def test_the_calibration_figures_are_what_predict_answers_and_the_export_is_calibrated(with_illegible):
+    main(fit_args(with_illegible, "--data.illegible", "true", "--model.lr", "0.01", epochs=2, onnx=True))
     calibration = json.loads((RUN / "calibration.json").read_text())
-    best = torch.load(next(RUN.glob("checkpoints/best-*.ckpt")), weights_only=True)
-    assert float(best["state_dict"]["temperature"]) == pytest.approx(calibration["temperature"])
-    assert calibration["temperature"] != 1.0 and set(calibration["ece"]) == {
-        "val before", "val after", "test before", "test after"}  # fmt: skip
-    assert "temperature" in (RUN / "model_card.md").read_text() and (RUN / "calibration.png").is_file()
-    main(["predict", "--ckpt_path", "best", "--data.predict_path", str(with_illegible / "test")])
-    rows = read_rows(predictions_of())
-    probabilities = onnx_probabilities(RUN / "export", [row["path"] for row in rows])
-    assert np.allclose(probabilities.max(1), [float(row["pred_prob"]) for row in rows], atol=1e-4)
+    assert calibration["temperature"] != 1.0 and (RUN / "calibration.png").is_file()
+    assert f"{calibration['temperature']:.3f}" in (RUN / "model_card.md").read_text()
+    test = str(with_illegible / "test")
+
+    def answered(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        truth = ["illegible" if row["label"] in ("", "-1") else row["label"] for row in rows]
+        said = [row["pred_label"] for row in rows]
+        return np.array([float(row["pred_prob"]) for row in rows]), np.array(truth) == np.array(said)
+
+    main(["predict", "--ckpt_path", "best", "--data.predict_path", test])
+    calibrated = read_rows(predictions_of())
+    assert calibration["ece"]["test after"] == pytest.approx(numpy_ece(*answered(calibrated)), abs=1e-4)
+    record = next(s for s in torch.load(RUN / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"].values()
+                  if s.get("best_model_path"))  # fmt: skip
+    best = torch.load(RUN / "checkpoints" / Path(record["best_model_path"]).name, weights_only=True)
+    best["state_dict"]["temperature"] = torch.tensor(1.0)
+    torch.save(best, "uncalibrated.ckpt")
+    main(["predict", "--ckpt_path", "uncalibrated.ckpt", "--data.predict_path", test])
+    uncalibrated = read_rows(Path("predictions/test.csv"))
+    assert calibration["ece"]["test before"] == pytest.approx(numpy_ece(*answered(uncalibrated)), abs=1e-4)
+    # The export carries the temperature: its probabilities are predict's calibrated ones.
+    probabilities = onnx_probabilities(RUN / "export", [row["path"] for row in calibrated])
+    assert np.allclose(probabilities.max(1), [float(row["pred_prob"]) for row in calibrated], atol=1e-4)
 
 
 def test_min_confidence_one_abstains_on_every_crop_and_track(with_illegible):
@@ -122,7 +136,7 @@ def readme_tracks_snippet() -> str:
 
 
 def test_the_readme_track_rule_over_onnx_answers_what_predict_answers(with_illegible):
-    main(fit_args(with_illegible, "--data.illegible", "true", "--model.lr", "0.01", epochs=2))
+    main(fit_args(with_illegible, "--data.illegible", "true", "--model.lr", "0.01", epochs=2, onnx=True))
     test = with_illegible / "test"
     main(["predict", "--ckpt_path", "best", "--data.predict_path", str(test), "--predictions.tracks", "track_id"])
     expected = {row["track"]: row["answer"] for row in read_rows(RUN / "predictions" / "test_tracks.csv")}

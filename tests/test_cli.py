@@ -12,7 +12,7 @@ from torch._dynamo.utils import counters
 from jersey_cls.cli import main
 from jersey_cls.model import JerseyClassifier
 
-from .conftest import CONFIGS, LABELS, eval_args, fit_args
+from .conftest import CONFIGS, LABELS, fit_args
 
 CHECKPOINTS = Path("runs/jersey/checkpoints")
 
@@ -82,21 +82,6 @@ def test_compile_flag_compiles_the_backbone_and_checkpoints_keep_the_eager_keys(
     assert counters["stats"]["unique_graphs"] > 0
     eager = JerseyClassifier(class_names=LABELS, backbone="test_resnet")
     assert load(CHECKPOINTS / "last.ckpt")["state_dict"].keys() == eager.state_dict().keys()
-
-
-def test_validate_with_a_checkpoint_prints_accuracy(jsonl_root, capsys):
-    main(fit_args(jsonl_root))
-    capsys.readouterr()
-    main(eval_args("validate", jsonl_root))
-    out = capsys.readouterr().out
-    assert "val/acc_top1" in out and "val/f1_macro" in out
-
-
-def test_test_subcommand_reports_test_metrics(jsonl_root, capsys):
-    main(fit_args(jsonl_root))
-    capsys.readouterr()
-    main(eval_args("test", jsonl_root))
-    assert "test/acc_top1" in capsys.readouterr().out
 
 
 def test_installed_command_reports_bad_input_without_traceback(tmp_path):

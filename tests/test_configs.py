@@ -42,7 +42,7 @@ def test_every_shipped_stack_parses(capsys, stack):
 def test_a_printed_config_fed_back_with_another_run_folder_moves_every_file(capsys, tmp_path, jsonl_root):
     printed = tmp_path / "printed.yaml"
     printed.write_text(yaml.safe_dump(print_config(capsys, ["fit", *config_args(["base.yaml"])])))
-    small = fit_args(jsonl_root)[3:]  # fit_args without its --config base.yaml
+    small = fit_args(jsonl_root, onnx=True)[3:]  # fit_args without its --config base.yaml
     main(["fit", "--config", str(printed), *small, "--trainer.default_root_dir", "other"])
     assert sorted(p.name for p in Path().iterdir() if p.name in ("runs", "other")) == ["other"]
     for made in ("checkpoints/last.ckpt", "logs/version_0/metrics.csv", "logs/version_0/config.yaml",

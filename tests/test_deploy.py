@@ -1,10 +1,13 @@
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -13,7 +16,7 @@ from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import LEGAL_NUMBERS
 
-from .conftest import CONFIGS, LABELS, eval_args, fit_args, predictions_of, printed_metric
+from .conftest import CONFIGS, LABELS, eval_args, fit_args, predictions_of, printed_metric, write_crop
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path("runs/jersey")
@@ -125,7 +128,7 @@ def predicted_labels() -> dict[str, str]:
 
 @pytest.mark.parametrize("head", ["classes", "digits"])
 def test_readme_deploy_snippet_answers_what_predict_answers(jsonl_root, head):
-    main(fit_args(jsonl_root, "--model.head", head, "--model.lr", "0.01", epochs=2))
+    main(fit_args(jsonl_root, "--model.head", head, "--model.lr", "0.01", epochs=2, onnx=True))
     main(eval_args("predict", jsonl_root, "--data.predict_path", str(jsonl_root / "valid"), "--ckpt_path", "best"))
     predicted = predicted_labels()
     assert run_readme_snippet(RUN / "export", list(predicted)) == predicted  # fit's export of its best checkpoint
@@ -145,16 +148,86 @@ def test_readme_deploy_snippet_answers_what_predict_answers(jsonl_root, head):
         assert run_readme_snippet(Path("unseen/exports/reads_47"), list(predicted)) == predicted
 
 
-def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(trained, capsys):
+def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(jsonl_root, capsys):
+    main(fit_args(jsonl_root, "--model.lr", "0.01", epochs=2, onnx=True))
     card = (RUN / "model_card.md").read_text()
     for fact in ("`test_resnet`", "parameters", "GFLOPs at 32x32", "best val/acc_top1", "model.onnx", "`00`"):
         assert fact in card
     assert "## Reproduce" in card and "jersey-cls" in card and "max_epochs" in card
     capsys.readouterr()
-    main(eval_args("export", trained, "--trainer.default_root_dir", "exported"))
+    main(eval_args("export", jsonl_root, "--trainer.default_root_dir", "exported"))
     assert "same top-1 on 16/16" in capsys.readouterr().out
     exported = Path("exported/exports/last")
     assert (exported / "model.onnx").is_file() and (exported / "labels.json").is_file()
+
+
+def test_an_export_that_computes_something_else_is_rejected_and_never_left_as_model_onnx(trained, monkeypatch, capsys):
+    write = JerseyClassifier.to_onnx
+
+    def corrupted(self, path, *args, **kwargs):  # the file's classifier then favours the first class
+        write(self, path, *args, **kwargs)
+        graph = onnx.load(path)
+        bias = next(t for t in graph.graph.initializer if t.name == "net.fc.bias")
+        values = onnx.numpy_helper.to_array(bias).copy()
+        values[0] += 5.0
+        bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
+        onnx.save(graph, path)
+
+    monkeypatch.setattr(JerseyClassifier, "to_onnx", corrupted)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(eval_args("export", trained))
+    assert stop.value.code == 4
+    error = capsys.readouterr().err
+    assert "ONNX Runtime disagrees with PyTorch on 16 validation crops" in error and "Traceback" not in error
+    exported = RUN / "exports" / "last"
+    assert not (exported / "model.onnx").exists() and (exported / "model.rejected.onnx").is_file()
+
+
+def test_predict_on_a_folder_of_crops_writes_what_was_asked_where_it_was_asked(trained):
+    names = sorted(p.name for p in (trained / "test").glob("*.jpg"))
+    Path("crops").mkdir()
+    for name in names[:6]:
+        shutil.copy(trained / "test" / name, Path("crops") / name)  # a plain folder: no labels
+    every_class = ["--predictions.top_k", str(len(LABELS))]
+    main(["predict", "--ckpt_path", str(LAST), "--data.predict_path", "crops", *every_class])
+    rows = read_csv(RUN / "predictions" / "crops.csv")  # named after the folder
+    assert [Path(row["path"]).name for row in rows] == names[:6]
+    for row in rows:
+        labels, probabilities = top_k(row)
+        assert sorted(labels) == sorted(LABELS) and probabilities == sorted(probabilities, reverse=True)
+        assert sum(probabilities) == pytest.approx(1, abs=1e-5) and row["label"] == row["error"] == ""
+        assert (row["pred_label"], row["pred_prob"]) == (row["top1_label"], row["top1_prob"])
+
+    main(["predict", "--ckpt_path", str(LAST), "--data.predict_path", "crops", *every_class,
+          "--predictions.path", "out/answers.csv"])  # fmt: skip
+    assert Path("out/answers.csv").read_text() == (RUN / "predictions" / "crops.csv").read_text()
+    assert [p.name for p in (RUN / "predictions").iterdir()] == ["crops.csv"]
+
+    for track, chosen in (("p1", names[:3]), ("p2", names[3:8])):  # one folder of crops per player
+        (Path("tracks") / track).mkdir(parents=True)
+        for name in chosen:
+            shutil.copy(trained / "test" / name, Path("tracks") / track / name)
+    main(["predict", "--ckpt_path", str(LAST), "--data.predict_path", "tracks", *every_class,
+          "--predictions.tracks", "folder"])  # fmt: skip
+    evidence: dict[str, dict[str, float]] = {}
+    for row in read_csv(RUN / "predictions" / "tracks.csv"):  # a track's crops add up their log-probabilities
+        votes = evidence.setdefault(str(Path(row["path"]).parent), dict.fromkeys(LABELS, 0.0))
+        for label, probability in zip(*top_k(row), strict=True):
+            votes[label] += np.log(max(probability, 1e-12))
+    tracks = read_csv(RUN / "predictions" / "tracks_tracks.csv")
+    assert {row["track"]: row["answer"] for row in tracks} == {t: max(v, key=v.get) for t, v in evidence.items()}
+    assert {row["track"]: row["crops_total"] for row in tracks} == {"tracks/p1": "3", "tracks/p2": "5"}
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def top_k(row: dict) -> tuple[list[str], list[float]]:
+    ranks = range(1, 1 + sum(key.endswith("_label") and key.startswith("top") for key in row))
+    return [row[f"top{k}_label"] for k in ranks], [float(row[f"top{k}_prob"]) for k in ranks]
 
 
 def test_predict_jsonl_output_and_text_file_of_paths(trained):
@@ -168,23 +241,37 @@ def test_predict_jsonl_output_and_text_file_of_paths(trained):
     assert all(row["pred_label"] in LABELS and 0 < row["pred_prob"] <= 1 for row in rows)
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (
-            ["--model.backbone", "resnet18"],
-            r"refusing to resume.*--model.backbone: checkpoint 'test_resnet', now 'resnet18'",
-        ),
-        (["--data.image_size", "48"], r"refusing to resume.*--data.image_size: checkpoint 32, now 48"),
-        (["--data.batch_size", "4"], r"refusing to resume.*--data.batch_size: checkpoint 8, now 4"),
-        (["--trainer.accumulate_grad_batches", "2"], r"--trainer.accumulate_grad_batches: checkpoint 1, now 2"),
-    ],
-    ids=["backbone", "image-size", "batch-size", "accumulation"],
-)
-def test_resume_that_changes_the_model_is_refused_with_a_diff(trained, capsys, extra, message):
-    with pytest.raises(SystemExit):
-        main(fit_args(trained, "--ckpt_path", "last", *extra, epochs=3))
-    assert re.search(message, capsys.readouterr().err, re.S)
+def test_a_resume_that_would_not_continue_the_run_is_refused_with_a_diff(trained, capsys):
+    def refused(*extra: str) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            main(fit_args(trained, "--ckpt_path", "last", *extra, epochs=3))
+        assert stop.value.code == 2
+        return capsys.readouterr().err
+
+    changes = [
+        (["--model.backbone", "resnet18"], "--model.backbone: checkpoint 'test_resnet', now 'resnet18'"),
+        (["--data.image_size", "48"], "--data.image_size: checkpoint 32, now 48"),
+        (["--model.head", "digits"], "--model.head: checkpoint 'classes', now 'digits'"),
+        (["--data.batch_size", "4"], "--data.batch_size: checkpoint 8, now 4"),
+        (["--trainer.accumulate_grad_batches", "2"], "--trainer.accumulate_grad_batches: checkpoint 1, now 2"),
+        (["--ema.enabled", "false"], "--ema.enabled: checkpoint True, now False"),
+    ]
+    for extra, message in changes:
+        error = refused(*extra)
+        assert "refusing to resume" in error and message in error, extra
+
+    saved = torch.load(LAST, map_location="cpu", weights_only=True)
+    two_devices = {**saved, "JerseyDataModule": {**saved["JerseyDataModule"], "world_size": 2}}
+    torch.save(two_devices, LAST)  # as if trained on 2 devices (or nodes): 1 here
+    assert "devices x nodes (--trainer.devices, --trainer.num_nodes): checkpoint 2, now 1" in refused()
+    torch.save(saved, LAST)
+    for i in range(4):  # a number train did not have
+        write_crop(trained / "train" / f"41_{i}.jpg", "41", seed=f"41-{i}")
+    with open(trained / "train" / "annotations.jsonl", "a") as f:
+        f.writelines(json.dumps({"image": f"41_{i}.jpg", "suffix": "41"}) + "\n" for i in range(4))
+    error = refused()
+    assert "class list: checkpoint has 4 classes, the data has 5; only in checkpoint: [], only in data: ['41']" in error
     assert torch.load(LAST, map_location="cpu", weights_only=True)["epoch"] == 1  # nothing was overwritten
 
 

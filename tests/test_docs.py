@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHORT_RUN = ["--model.backbone", "test_resnet", "--data.image_size", "32", "--data.batch_size", "8",
              "--data.num_workers", "0", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-             "--trainer.enable_progress_bar", "false"]  # fmt: skip
+             "--trainer.enable_progress_bar", "false", "--onnx.enabled", "false"]  # fmt: skip
 
 
 def commands(page: Path) -> list[list[str]]:

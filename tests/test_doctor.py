@@ -12,6 +12,7 @@ from jersey_cls.console import jersey_console
 from jersey_cls.data import doctor
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.images import load_rgb
+from jersey_cls.data.layouts import read_split
 
 from .conftest import fit_args
 
@@ -96,6 +97,31 @@ def test_scan_results_are_cached_by_size_and_mtime(jsonl_root, tmp_path, monkeyp
     with pytest.warns(UserWarning, match="zero-byte image"):
         scan()
     assert seen == [str(changed)]
+
+
+def test_over_a_hundred_images_are_scanned_in_a_process_pool_with_the_same_findings(jsonl_root, tmp_path, monkeypatch):
+    salt(jsonl_root)
+    rng = np.random.default_rng(0)
+    with open(jsonl_root / "train" / "annotations.jsonl", "a") as f:
+        for i in range(80):  # 120 train images in all: the pool's side of the threshold
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(jsonl_root / "train" / f"n{i}.png")
+            f.write(json.dumps({"image": f"n{i}.png", "suffix": "7"}) + "\n")
+    splits = {name: read_split(jsonl_root, name) for name in ("train", "val")}
+    pools = []
+
+    class CountedPool(doctor.ProcessPoolExecutor):
+        def __init__(self, workers: int) -> None:
+            pools.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(doctor, "ProcessPoolExecutor", CountedPool)
+    pooled = doctor.examine(splits, tmp_path / "pooled", workers=2)
+    assert pools == [2]
+    alone = doctor.examine(splits, tmp_path / "alone", workers=1)
+    assert pools == [2]  # one process: no pool
+    assert pooled == alone
+    report = pooled[0]
+    assert {kind: group["count"] for kind, group in report.items()} == FAULTS
 
 
 @pytest.mark.parametrize(

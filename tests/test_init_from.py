@@ -13,7 +13,7 @@ from jersey_cls.errors import JerseyInputError
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import LEGAL_NUMBERS
 
-from .conftest import fit_args, write_crop
+from .conftest import LABELS, fit_args, write_crop
 
 OLD = ["0", "00", "3", "7", "10", "23", "31", "45", "88", "99"]
 NEW = ["0", "00", "3", "7", "10", "23", "31", "45", "88", "12", "41", "77"]  # 99 dropped; 12, 41, 77 new
@@ -91,11 +91,45 @@ def test_a_run_starts_from_a_weights_file_offline(jsonl_root):
     assert "the weights file backbone.safetensors" in Path("runs/jersey/model_card.md").read_text()
 
 
-def test_a_resume_never_fetches_the_starting_weights(jsonl_root, monkeypatch):
+class StartWeights(Callback):
+    """The backbone's weights as training starts."""
+
+    weights: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.weights.update({key: value.clone() for key, value in pl_module.net.state_dict().items()})
+
+
+def cache_imagenet_weights(hub: Path, weights: dict[str, torch.Tensor]) -> None:
+    """test_resnet's ImageNet weights where the Hugging Face Hub caches timm's: a snapshot that refs/main names."""
+    repo = hub / "models--timm--test_resnet.r160_in1k"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    save_file(weights, repo / "snapshots" / commit / "model.safetensors")
+
+
+def test_pretrained_weights_load_from_the_hub_cache_offline_and_a_resume_never_fetches_them(
+    jsonl_root, tmp_path, monkeypatch
+):
+    torch.manual_seed(7)
+    imagenet = timm.create_model("test_resnet", pretrained=False).state_dict()  # 1000 ImageNet classes
+    cache_imagenet_weights(tmp_path / "hub", imagenet)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    StartWeights.weights.clear()
     with monkeypatch.context() as patch:
-        patch.setattr("jersey_cls.model.load_imagenet_weights", lambda *args: None)  # as if cached
-        main(fit_args(jsonl_root, "--model.pretrained", "true", "--ckpt_path", "last"))
-    # From here on, timm's loader would fail offline (HF_HUB_OFFLINE=1) if it were called.
+        patch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+        main(fit_args(jsonl_root, "--model.pretrained", "true", "--ckpt_path", "last",
+                      f"--trainer.callbacks+={__name__}.StartWeights"))  # fmt: skip
+    started = StartWeights.weights
+    assert started.keys() == imagenet.keys()
+    for key, value in imagenet.items():
+        if key.startswith("fc."):  # ImageNet's 1000-way classifier is not ours: it starts fresh
+            assert started[key].shape[0] == len(LABELS)
+        else:
+            assert torch.equal(started[key], value), key
+    # The cache is gone: loading ImageNet weights again would now fail (offline), so the resume must not.
     main(fit_args(jsonl_root, "--model.pretrained", "true", "--ckpt_path", "last", epochs=2))
     last = torch.load("runs/jersey/checkpoints/last.ckpt", weights_only=True)
     assert last["epoch"] == 1 and last["hyper_parameters"]["pretrained"] is True

@@ -19,7 +19,7 @@ from sklearn.metrics import (
 from jersey_cls.cli import main
 from jersey_cls.model import evaluation_metrics
 
-from .conftest import eval_args, fit_args, predictions_of, printed_metric, write_crop
+from .conftest import eval_args, fit_args, numpy_ece, predictions_of, printed_metric, write_crop
 
 RUN = Path("runs/jersey")
 
@@ -42,7 +42,7 @@ def test_metrics_equal_sklearn_when_the_first_batch_is_all_correct():
         "val/acc_top1": accuracy_score(targets, scores.argmax(1)),
         "val/acc_top5": top_k_accuracy_score(targets, scores, k=5, labels=range(num_classes)),
         "val/f1_macro": f1_score(targets, scores.argmax(1), average="macro"),
-        "val/ece": expected_calibration_error(probabilities.max(1), probabilities.argmax(1) == targets),
+        "val/ece": numpy_ece(probabilities.max(1), probabilities.argmax(1) == targets),
     }
     assert {name: float(value) for name, value in metrics.compute().items()} == pytest.approx(expected, abs=1e-6)
 
@@ -50,17 +50,6 @@ def test_metrics_equal_sklearn_when_the_first_batch_is_all_correct():
 def top_labels(row: dict) -> set[str]:
     """The labels of a predictions.csv row's top1_label ... topK_label columns (K: 5, or fewer classes)."""
     return {value for key, value in row.items() if key.startswith("top") and key.endswith("_label")}
-
-
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    """Top-label ECE, written out: |accuracy - mean confidence| per confidence bin [i/15, (i+1)/15), weighted by
-    the bin's share of crops."""
-    total = 0.0
-    for low in np.arange(bins) / bins:
-        chosen = (confidence >= low) & (confidence < low + 1 / bins) if low < 1 - 1 / bins else confidence >= low
-        if chosen.any():
-            total += chosen.mean() * abs(correct[chosen].mean() - confidence[chosen].mean())
-    return float(total)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -104,7 +93,7 @@ def test_printed_metrics_and_reports_equal_sklearn_on_what_predict_answers(seven
             f1_score(y_true, y_pred, average="macro"), abs=1e-6
         )
         confidence = np.array([float(row["pred_prob"]) for row in rows])  # rounded to 6 decimals
-        ece = expected_calibration_error(confidence, y_true == y_pred)
+        ece = numpy_ece(confidence, y_true == y_pred)
         assert printed_metric(printed, f"{stage}/ece") == pytest.approx(ece, abs=1e-4)
         # The same crops, read the same way: validate's confusion matrix is predict's, cell for cell.
         matrix = read_csv(RUN / "reports" / "last" / f"{stage}_confusion_matrix.csv")

@@ -1,9 +1,16 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
+from jersey_cls.cli import main
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import LEGAL_NUMBERS
+from jersey_cls.trainer import load_model
+
+from .conftest import fit_args
 
 
 def test_unknown_backbone_suggests_close_timm_names():
@@ -81,3 +88,28 @@ def test_digits_head_loss_counts_the_whole_number_and_both_digits():
 def test_digits_head_refuses_labels_that_are_not_numbers():
     with pytest.raises(JerseyInputError, match=r"--model.head digits .* \['A'\]"):
         JerseyClassifier(["7", "A"], backbone="test_resnet", head="digits")
+
+
+def test_class_weighted_loss_weighs_each_crop_by_its_class_inverse_frequency_in_train(imagefolder_root):
+    for extra in sorted((imagefolder_root / "train" / "7").iterdir())[3:]:
+        extra.unlink()  # train: 10 crops of 0, 00 and 23, 3 of 7
+    main(fit_args(imagefolder_root, "--model.class_weighted_loss", "true", "--model.label_smoothing", "0"))
+    checkpoint = Path("runs/jersey/checkpoints/last.ckpt")
+    counts = np.array([10, 10, 3, 10])  # 0, 00, 7, 23
+    weights = counts.sum() / (len(counts) * counts)
+    assert torch.load(checkpoint, weights_only=True)["hyper_parameters"]["class_weights"] == pytest.approx(weights)
+
+    model = load_model(checkpoint).eval()
+    model.log = model.log_dict = lambda *args, **kwargs: None
+    torch.manual_seed(0)
+    images, targets = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8), torch.tensor([0, 1, 2, 3, 2, 2])
+    with torch.no_grad():
+        loss = float(model.shared_step({"image": images, "target": targets}, "val").loss)
+        log_p = torch.log_softmax(model.logits(images), dim=1).double().numpy()
+    nll = -log_p[np.arange(6), targets.numpy()]
+    assert loss == pytest.approx(float((weights[targets] * nll).sum() / weights[targets].sum()), rel=1e-5)
+    model.loss_weights = None  # the flag off: every crop counts the same
+    with torch.no_grad():
+        assert float(model.shared_step({"image": images, "target": targets}, "val").loss) == pytest.approx(
+            float(nll.mean()), rel=1e-5
+        )

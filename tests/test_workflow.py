@@ -4,6 +4,8 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
+
 from jersey_cls.cli import main
 
 from .conftest import CONFIGS, fit_args, printed_metric
@@ -22,7 +24,7 @@ def test_commands_after_fit_take_the_model_and_data_from_the_best_checkpoint(jso
     assert len(list(RUN.glob("reports/best-epoch=*/val_per_class.csv"))) == 1
 
     main(["test", *only])
-    assert "test/acc_top1" in capsys.readouterr().out
+    tested = printed_metric(capsys.readouterr().out, "test/acc_top1")
     main(["export", *only])
     [exported] = (RUN / "exports").iterdir()  # named after the checkpoint; fit's own export/ is left alone
     assert exported.name.startswith("best-epoch=") and (exported / "model.onnx").is_file()
@@ -30,6 +32,7 @@ def test_commands_after_fit_take_the_model_and_data_from_the_best_checkpoint(jso
     with open(RUN / "predictions" / "test.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 16 and all(row["path"].startswith(str(jsonl_root / "test")) for row in rows)
+    assert tested == pytest.approx(sum(row["pred_label"] == row["label"] for row in rows) / len(rows), abs=1e-6)
 
 
 def test_predict_needs_no_config_and_never_overwrites(jsonl_root, capsys):
@@ -52,7 +55,7 @@ def test_an_override_of_what_the_checkpoint_means_gets_a_note(jsonl_root, capsys
 
 def test_a_moved_run_resumes_and_deploys_from_its_own_files(jsonl_root, monkeypatch):
     shutil.copytree(jsonl_root, "data")
-    main(fit_args(Path("data")))  # a relative data root, as users type it
+    main(fit_args(Path("data"), onnx=True))  # a relative data root, as users type it
     shutil.move("runs/jersey", "moved")
     saved = Path("moved/logs/version_0/config.yaml")
     assert "runs/jersey/" not in saved.read_text()  # no run path in the saved config: it moves with the run

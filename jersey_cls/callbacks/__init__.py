@@ -1,7 +1,7 @@
 from jersey_cls.callbacks.best_checkpoints import BestCheckpoints
 from jersey_cls.callbacks.curves import TrainingCurves
 from jersey_cls.callbacks.dataset_summary import DatasetSummary
-from jersey_cls.callbacks.deploy import ExportOnFitEnd
+from jersey_cls.callbacks.deploy import Calibrate, ExportOnnx, ModelCard
 from jersey_cls.callbacks.divergence import DivergenceGuard
 from jersey_cls.callbacks.ema import EMA
 from jersey_cls.callbacks.evaluation import EvaluationReport
@@ -14,7 +14,9 @@ __all__ = [
     "DatasetSummary",
     "DivergenceGuard",
     "EvaluationReport",
-    "ExportOnFitEnd",
+    "Calibrate",
+    "ExportOnnx",
+    "ModelCard",
     "LastCheckpoint",
     "PredictionWriter",
     "TrainingCurves",

@@ -1,5 +1,6 @@
-"""ExportOnFitEnd: when fit ends, calibrate the best checkpoint, export it to ONNX (checked) and write the model
-card."""
+"""What fit leaves behind for deployment, one job per callback, each at its own stage of the end of fit, so their
+order in the config does not matter: Calibrate when training ends, ExportOnnx when fit ends, ModelCard at teardown.
+"""
 
 import json
 import shlex
@@ -14,11 +15,23 @@ from jersey_cls.calibration import answer_and_confidence, calibration_error, fit
 from jersey_cls.callbacks.ema import EMA
 from jersey_cls.checkpoints import read_checkpoint
 from jersey_cls.errors import JerseyInputError, JerseyWarning
-from jersey_cls.export import export_onnx, validation_crops
+from jersey_cls.export import ExportParityError, export_onnx, validation_crops
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.model_card import count_flops, dataset_summary, write_model_card
 from jersey_cls.plots import save_reliability
 from jersey_cls.trainer import load_model
+
+
+def best_checkpoint(trainer: pl.Trainer) -> Path | None:
+    """The best checkpoint this fit knows of, from the first checkpoint callback that monitors a metric."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor and callback.best_model_path and Path(callback.best_model_path).is_file():
+            return Path(callback.best_model_path)
+    return None
+
+
+def find(trainer: pl.Trainer, kind: type):
+    return next((callback for callback in trainer.callbacks if isinstance(callback, kind)), None)
 
 
 @torch.no_grad()
@@ -32,65 +45,21 @@ def uncalibrated_scores(model: JerseyClassifier, loader) -> tuple[torch.Tensor, 
     return torch.cat(scores), torch.cat(targets)
 
 
-class ExportOnFitEnd(pl.Callback):
-    def __init__(self, onnx: bool = True, calibrate: bool = True) -> None:
-        """From the best checkpoint, write ``<run>/export/model.onnx`` + ``labels.json`` and ``<run>/model_card.md``.
+class Calibrate(pl.Callback):
+    """When training ends, fit a temperature on the validation split so that an answer's probability matches how
+    often such answers are right, and store it in the best checkpoint (and so in the export). Writes
+    ``<run>/calibration.json`` and the reliability diagram ``<run>/calibration.png``: the calibration error before
+    and after, on validation and on the test split, which the temperature never saw."""
 
-        Args:
-            onnx: Export to ONNX and check it against PyTorch (needs `pip install 'jersey-cls[export]'`).
-            calibrate: Fit a temperature on the validation split, so that an answer's probability matches how
-                often such answers are right; it is stored in the best checkpoint and the export. The model card
-                reports the calibration error before and after, on validation and (held out) test.
-        """
+    def __init__(self) -> None:
         super().__init__()
-        self.onnx = onnx
-        self.calibrate = calibrate
+        self.result: dict | None = None
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
-        if not trainer.is_global_zero or trainer.checkpoint_callback is None:
-            return
-        run = Path(trainer.default_root_dir)
-        best = trainer.checkpoint_callback
-        path = best.best_model_path or best.last_model_path
-        if not path or not Path(path).is_file():
-            warnings.warn(
-                "no model card or export: fit ended with no checkpoint to deploy", JerseyWarning, stacklevel=1
-            )
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        path = best_checkpoint(trainer)
+        if not trainer.is_global_zero or path is None:
             return
         model = load_model(path)
-        calibration = self._calibrate(trainer, model, Path(path), run) if self.calibrate else None
-        export = None
-        if self.onnx:
-            try:
-                export = export_onnx(model, validation_crops(trainer.datamodule), run / "export")
-            except JerseyInputError as error:
-                warnings.warn(f"skipping the ONNX export: {error}", JerseyWarning, stacklevel=1)
-        config_file = Path(log_dir or run) / "config.yaml"
-        card = write_model_card(
-            run / "model_card.md",
-            {
-                "backbone": model.hparams.backbone,
-                "started_from": pl_module.started_from,
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "flops": count_flops(model.net, model.hparams.image_size),
-                "image_size": model.hparams.image_size,
-                "best_acc": float(best.best_model_score) if best.best_model_score is not None else float("nan"),
-                "best_epoch": read_checkpoint(Path(path))["epoch"],
-                "best_checkpoint": path,
-                "ema": any(isinstance(cb, EMA) and cb.enabled for cb in trainer.callbacks),
-                "calibration": calibration,
-                "export": export,
-                "class_names": model.class_names,
-                "dataset_summary": dataset_summary(run),
-                "command": shlex.join(["jersey-cls", *sys.argv[1:]]),
-                "config": config_file.read_text() if config_file.is_file() else "(not saved)",
-            },
-        )
-        print(f"jersey-cls: model card {card}" + (f", ONNX {export['onnx_path']}" if export else ""))
-
-    def _calibrate(self, trainer, model: JerseyClassifier, path: Path, run: Path) -> dict:
-        """Fit the temperature on validation, measure it there and on test, and store it in ``path``."""
         splits = {"val": trainer.datamodule.val_dataloader()}
         if "test" in trainer.datamodule.splits:
             splits["test"] = trainer.datamodule.test_dataloader()
@@ -104,12 +73,89 @@ class ExportOnFitEnd(pl.Callback):
                 curves[f"{name}, {when} (ECE {ece[f'{name} {when}']:.3f})"] = reliability(
                     *answer_and_confidence(probabilities, targets)
                 )
-        model.temperature.fill_(temperature)
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        for state in (checkpoint["state_dict"], checkpoint.get("current_model_state", {})):
-            state["temperature"] = torch.tensor(temperature)
+        checkpoint["state_dict"]["temperature"] = torch.tensor(temperature)
         trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+        run = Path(trainer.default_root_dir)
         png = save_reliability(curves, run / "calibration.png", f"temperature {temperature:.3f}")
-        result = {"temperature": temperature, "ece": ece, "png": str(png)}
-        (run / "calibration.json").write_text(json.dumps(result, indent=2))
-        return result
+        self.result = {"temperature": temperature, "ece": ece, "png": str(png)}
+        (run / "calibration.json").write_text(json.dumps(self.result, indent=2))
+
+
+class ExportOnnx(pl.Callback):
+    def __init__(self, enabled: bool = True) -> None:
+        """When fit ends, export the best checkpoint to ``<run>/export/model.onnx`` and ``labels.json``, checked
+        against PyTorch on validation crops.
+
+        Args:
+            enabled: Export. Needs onnx and onnxruntime (`pip install 'jersey-cls[export]'`); without them fit
+                warns and goes on.
+        """
+        super().__init__()
+        self.enabled = enabled
+        self.result: dict | None = None
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        path = best_checkpoint(trainer)
+        if not self.enabled or not trainer.is_global_zero or path is None:
+            return
+        try:
+            model = load_model(path)
+            out = Path(trainer.default_root_dir) / "export"
+            self.result = export_onnx(model, validation_crops(trainer.datamodule), out)
+        except (JerseyInputError, ExportParityError) as error:
+            warnings.warn(f"skipping the ONNX export: {error}", JerseyWarning, stacklevel=1)
+
+
+def calibration_of(path: Path, run: Path) -> dict | None:
+    """``<run>/calibration.json`` when it describes the temperature the checkpoint holds: a fit resumed after its
+    last epoch goes straight to its end, and the calibration is the one the first fit made."""
+    recorded = run / "calibration.json"
+    if not recorded.is_file():
+        return None
+    calibration = json.loads(recorded.read_text())
+    temperature = float(read_checkpoint(path)["state_dict"]["temperature"])
+    return calibration if abs(calibration["temperature"] - temperature) < 1e-6 else None
+
+
+class ModelCard(pl.Callback):
+    """At the end of fit, ``<run>/model_card.md``: backbone, start, size, FLOPs, classes, data, best accuracy,
+    calibration, export, the command and the config."""
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
+        if not trainer.is_global_zero:
+            return
+        path = best_checkpoint(trainer)
+        if path is None:
+            warnings.warn("fit ended with no checkpoint to deploy: no model card", JerseyWarning, stacklevel=1)
+            return
+        model = load_model(path)
+        run = Path(trainer.default_root_dir)
+        config_file = Path(log_dir or run) / "config.yaml"
+        best = next(c for c in trainer.checkpoint_callbacks if c.monitor and c.best_model_path)
+        calibrate, export, ema = find(trainer, Calibrate), find(trainer, ExportOnnx), find(trainer, EMA)
+        card = write_model_card(
+            run / "model_card.md",
+            {
+                "backbone": model.hparams.backbone,
+                "started_from": pl_module.started_from,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "flops": count_flops(model.net, model.hparams.image_size),
+                "image_size": model.hparams.image_size,
+                "best_acc": float(best.best_model_score) if best.best_model_score is not None else float("nan"),
+                "best_epoch": read_checkpoint(path)["epoch"],
+                "best_checkpoint": str(path),
+                "ema": ema is not None and ema.enabled,
+                "calibration": calibrate.result if calibrate and calibrate.result else calibration_of(path, run),
+                "export": export.result if export else None,
+                "class_names": model.class_names,
+                "dataset_summary": dataset_summary(run),
+                "command": shlex.join(["jersey-cls", *sys.argv[1:]]),
+                "config": config_file.read_text() if config_file.is_file() else "(not saved)",
+            },
+        )
+        exported = f", ONNX {export.result['onnx_path']}" if export and export.result else ""
+        print(f"jersey-cls: model card {card}{exported}")
