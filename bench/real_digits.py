@@ -3,7 +3,8 @@
 `jersey-cls fit` reads them. Nothing here comes from jersey-cls's own renderer.
 
     numbers   101 numbers, `--holdout` of them absent from train and valid; test has every number. Scans are
-              split between train, valid and test first, so no scan is seen in two splits.
+              split between train, valid and test first, so no scan is seen in two splits. With
+              ``numbers=DIGITS``: the ten digits alone, each on its own crop (tests/test_recipe.py).
     digits10  the scans themselves, one class per digit: train 1,257, valid 270, test 270.
 """
 
@@ -17,6 +18,7 @@ from PIL import Image, ImageFilter
 
 from jersey_cls.numbers import LEGAL_NUMBERS, digits
 
+DIGITS = [str(d) for d in range(10)]
 BACKGROUNDS = [(200, 16, 46), (0, 45, 98), (253, 185, 39), (0, 122, 51), (85, 37, 130), (240, 240, 240),
                (20, 20, 20), (0, 125, 197), (229, 95, 32), (12, 35, 64)]  # fmt: skip
 
@@ -85,13 +87,16 @@ def held_out_numbers(share: float, seed: int) -> list[str]:
     return [n for n in LEGAL_NUMBERS if n in held and digits(n)[0] in tens_seen and digits(n)[1] in units_seen]
 
 
-def write_numbers(root: Path, held: list[str], per_number: dict[str, int], size: int, seed: int) -> None:
+def write_numbers(
+    root: Path, held: list[str], per_number: dict[str, int], size: int, seed: int, numbers: list[str] = LEGAL_NUMBERS
+) -> None:
+    """``per_number[split]`` crops of each of ``numbers`` per split, those in ``held`` in test only."""
     pools = digit_scans(seed)
-    seen = [n for n in LEGAL_NUMBERS if n not in held]
+    seen = [n for n in numbers if n not in held]
     for split, count in per_number.items():
-        numbers = LEGAL_NUMBERS if split == "test" else seen
+        chosen = numbers if split == "test" else seen
         rng = random.Random(f"{seed}-{split}")
-        write_split(root / split, [(compose(n, pools[split], rng, size), n) for n in numbers for _ in range(count)])
+        write_split(root / split, [(compose(n, pools[split], rng, size), n) for n in chosen for _ in range(count)])
 
 
 def write_digits10(root: Path, size: int, seed: int) -> None:

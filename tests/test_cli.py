@@ -75,6 +75,7 @@ def test_resume_continues_from_the_latest_epoch_even_on_a_plateau(jsonl_root, ca
 
 
 @pytest.mark.slow  # a minute of inductor compilation on 2 CPU cores
+@pytest.mark.timeout(900)
 def test_compile_flag_compiles_the_backbone_and_checkpoints_keep_the_eager_keys(jsonl_root):
     torch._dynamo.reset()
     counters.clear()
@@ -103,7 +104,8 @@ def test_python_dash_m_works():
     assert "fit" in result.stdout and "validate" in result.stdout and "predict" in result.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the README's quick start: 15 epochs, 5 to 6 minutes alone on 2 cores
+@pytest.mark.timeout(1800)
 def test_embedded_default_reaches_90_percent(capsys):
     main(["fit", "--config", str(CONFIGS / "base.yaml"), "--trainer.enable_progress_bar", "false"])
     best = max(float(p.stem.rsplit("acc=", 1)[1]) for p in CHECKPOINTS.glob("best-*.ckpt"))

@@ -117,6 +117,8 @@ def test_divergence_stops_with_a_diagnosis_and_a_finite_last_ckpt(jsonl_root, ca
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
 
 
+@pytest.mark.slow  # six runs of a subprocess: about two minutes on 2 cores
+@pytest.mark.timeout(900)
 def test_a_run_interrupted_anywhere_and_resumed_ends_with_the_same_weights_bit_for_bit(jsonl_root):
     """SIGKILL and SIGTERM mid-epoch, mid-save, mid-validation and at an epoch end, each resumed with
     --ckpt_path last: the same final weights, EMA, optimizer and scheduler state as a run left alone.
@@ -143,8 +145,10 @@ def test_a_run_interrupted_anywhere_and_resumed_ends_with_the_same_weights_bit_f
             process = subprocess.Popen(
                 fit("interrupted", *EVERY_STEP), stdout=subprocess.DEVNULL, stderr=stderr, env=env
             )
+            deadline = time.monotonic() + 120
             while not last.is_file() or torch.load(last, weights_only=True)["global_step"] < stop_after:
                 assert process.poll() is None, "the run ended before it could be interrupted"
+                assert time.monotonic() < deadline, f"step {stop_after} was never saved"
                 time.sleep(0.05)
             process.send_signal(how)
             assert process.wait(timeout=120) == exit_code, Path("stderr.txt").read_text()[-3000:]

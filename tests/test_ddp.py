@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -39,6 +40,8 @@ def last_logged(name: str) -> float:
     return float(max(rows, key=lambda row: int(row["step"]))[name])
 
 
+@pytest.mark.slow  # two processes of two fits: over a minute on 2 cores
+@pytest.mark.timeout(900)
 def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root):
     # 17 validation crops: 9 on rank 0, 8 on rank 1. A padding sampler would count one crop twice.
     valid = jsonl_root / "valid"
