@@ -39,12 +39,12 @@ def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path) -> 
     """
     onnxruntime = _onnxruntime()
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / "model.onnx"
+    onnx_path, staging = out_dir / "model.onnx", out_dir / "model.staging.onnx"  # an earlier good export stays
     model = model.eval().float().cpu()
     crops = crops.cpu()
     with torch.no_grad():
         model.to_onnx(
-            onnx_path,
+            staging,
             (crops[:1].repeat(2, 1, 1, 1),),  # batch 2: torch.export takes a size-1 axis for a constant
             input_names=["images"],
             output_names=["probabilities"],
@@ -54,18 +54,20 @@ def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path) -> 
             verbose=False,
         )
         expected = model(crops).numpy()
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(staging), providers=["CPUExecutionProvider"])
     exported = session.run(["probabilities"], {"images": crops.numpy()})[0]
     max_abs_diff = float(abs(exported - expected).max())
     top1_agree = int((exported.argmax(1) == expected.argmax(1)).sum())
     if max_abs_diff > MAX_ABS_DIFF or top1_agree != len(crops):
         rejected = onnx_path.with_name("model.rejected.onnx")  # kept for a bug report, under a name no one deploys
-        onnx_path.replace(rejected)
+        staging.replace(rejected)
         raise ExportParityError(
             f"{rejected}: ONNX Runtime disagrees with PyTorch on {len(crops)} validation crops: max |probability "
             f"diff| {max_abs_diff:.2e} (limit {MAX_ABS_DIFF:.0e}), same top-1 on {top1_agree}/{len(crops)}. "
             "No model.onnx was written. Report the backbone and the torch and onnxruntime versions."
         )
+    staging.replace(onnx_path)
+    onnx_path.with_name("model.rejected.onnx").unlink(missing_ok=True)
     size = model.hparams.image_size
     labels = {
         "class_names": list(model.class_names),

@@ -110,7 +110,8 @@ def steps_per_epoch(trainer) -> int:
     """Optimizer steps in one training epoch, the train loader set up first if need be."""
     if trainer.train_dataloader is None:
         trainer.fit_loop.setup_data()
-    return max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches))
+    batches = trainer.num_training_batches  # inf when nothing trains (limit_train_batches 0)
+    return max(1, math.ceil(batches / trainer.accumulate_grad_batches)) if math.isfinite(batches) else 1
 
 
 def at_last_train_batch(trainer) -> bool:

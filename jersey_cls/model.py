@@ -133,6 +133,7 @@ class JerseyClassifier(pl.LightningModule):
         self.val_whole_number_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.schedule: dict | None = None
         self._resumed_schedule: dict | None = None
+        self._schedule_changed = False
 
     def _start_weights(self, pretrained: bool, init_from: str | None) -> str:
         """Load the weights training starts from; returns what they are, for the model card."""
@@ -219,12 +220,12 @@ class JerseyClassifier(pl.LightningModule):
         return Step(loss, scores)
 
     def on_train_start(self) -> None:
-        if self._resumed_schedule and self._resumed_schedule["total_steps"] != self.schedule["total_steps"]:
-            # The optimizer came back with the rate the old schedule set for this step: set the new one's.
+        if self._schedule_changed:
+            # The optimizer and the scheduler came back with the old schedule's peak and rate: the new ones rule.
             scheduler = self.lr_schedulers()
-            share = scheduler.lr_lambdas[0](self.trainer.global_step)
-            for group, peak in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
-                group["lr"] = peak * share
+            scheduler.base_lrs = [self.hparams.lr] * len(scheduler.base_lrs)
+            for group in scheduler.optimizer.param_groups:
+                group["lr"] = self.hparams.lr * scheduler.lr_lambdas[0](self.trainer.global_step)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # Dropout and drop-path draw from the global generators. Seeded per batch, a resumed run draws what an
@@ -259,15 +260,23 @@ class JerseyClassifier(pl.LightningModule):
             )
         total_steps = max(1, int(total_steps))
         warmup_steps = min(total_steps, round(hp.warmup_epochs * internals.steps_per_epoch(self.trainer)))
-        self.schedule = {"warmup_steps": warmup_steps, "total_steps": total_steps}
-        old = self._resumed_schedule
-        if old and old["total_steps"] != total_steps:
-            before = hp.lr * warmup_cosine(old["warmup_steps"], old["total_steps"])(old["step"])
+        self.schedule = {"lr": hp.lr, "warmup_steps": warmup_steps, "total_steps": total_steps}
+        if (old := self._resumed_schedule) and old != {**self.schedule, "step": old["step"]}:
+            self._schedule_changed = True
+            changes = [
+                message.format(self.schedule[key], old[key])
+                for key, message in (
+                    ("total_steps", "the run now ends after {} optimizer steps, not {}"),
+                    ("warmup_steps", "the warm-up takes {} steps, not {}"),
+                    ("lr", "the peak learning rate is {:g}, not {:g}"),
+                )
+                if old[key] != self.schedule[key]
+            ]
+            before = old["lr"] * warmup_cosine(old["warmup_steps"], old["total_steps"])(old["step"])
             after = hp.lr * warmup_cosine(warmup_steps, total_steps)(old["step"])
             say(
-                f"jersey-cls: note: the run now ends after {total_steps} optimizer steps, not {old['total_steps']}: "
-                f"the cosine spans the new length, so at step {old['step']} the learning rate goes from "
-                f"{before:.3g} to {after:.3g}, and decays to zero at step {total_steps}."
+                f"jersey-cls: note: {'; '.join(changes)}. The schedule follows the new values: at step {old['step']} "
+                f"the learning rate goes from {before:.3g} to {after:.3g}, and decays to zero at step {total_steps}."
             )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -69,8 +69,8 @@ def imagefolder_root(tmp_path) -> Path:
 
 
 def fit_args(data_root: Path, *extra: str, epochs: int = 1, onnx: bool = False) -> list[str]:
-    """A fast real fit: tiny timm backbone, 32 px, no workers, quiet; the ONNX export (seconds of a tiny fit) only
-    when the test reads it."""
+    """A fast real fit: tiny timm backbone, 32 px, no workers, quiet; the ONNX export, which costs more than such
+    a fit's training, only when the test reads it."""
     return [
         "fit",
         "--config", str(CONFIGS / "base.yaml"),
@@ -120,3 +120,4 @@ def numpy_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> fl
         if chosen.any():
             total += chosen.mean() * abs(correct[chosen].mean() - confidence[chosen].mean())
     return float(total)
+

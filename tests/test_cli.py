@@ -104,7 +104,7 @@ def test_python_dash_m_works():
     assert "fit" in result.stdout and "validate" in result.stdout and "predict" in result.stdout
 
 
-@pytest.mark.slow  # the README's quick start: 15 epochs, 5 to 6 minutes alone on 2 cores
+@pytest.mark.slow  # the README's quick start: 15 epochs of ResNet18
 @pytest.mark.timeout(1800)
 def test_embedded_default_reaches_90_percent(capsys):
     main(["fit", "--config", str(CONFIGS / "base.yaml"), "--trainer.enable_progress_bar", "false"])

@@ -23,10 +23,25 @@ LAST = Path("runs/jersey/checkpoints/last.ckpt")
 EVERY_STEP = ("--last_checkpoint.every_n_train_steps", "1")  # so kills land mid-epoch and mid-write
 
 
-def start_fit(data_root: Path, *extra: str, tmpdir: str | None = None) -> subprocess.Popen:
+@pytest.fixture
+def children():
+    """Processes a test starts: any still running when it ends (a failed assertion, a timeout) are killed."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def start_fit(children: list, data_root: Path, *extra: str, tmpdir: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "disabled", **({"TMPDIR": tmpdir} if tmpdir else {})}
     args = fit_args(data_root, "--ckpt_path", "last", *extra, epochs=1000)
-    return subprocess.Popen(["jersey-cls", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        ["jersey-cls", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    children.append(process)
+    return process
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -39,7 +54,8 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
         time.sleep(0.2)
 
 
-def test_kill_9_at_random_moments_always_leaves_a_loadable_last_ckpt(jsonl_root):
+@pytest.mark.timeout(600)  # three runs, each waited for up to 120 s
+def test_kill_9_at_random_moments_always_leaves_a_loadable_last_ckpt(jsonl_root, children):
     # resnet18 makes each save ~130 MB, so most random kills hit a checkpoint being written.
     extra = (*EVERY_STEP, "--model.backbone", "resnet18")
     # The system temp folder on another filesystem (tmpfs), as on many clusters: a plain staged save then
@@ -49,7 +65,7 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_last_ckpt(jsonl_root)
     steps = []
     try:
         for _ in range(3):
-            process = start_fit(jsonl_root, *extra, tmpdir=other_fs)
+            process = start_fit(children, jsonl_root, *extra, tmpdir=other_fs)
             wait_for(LAST, process)
             time.sleep(rng.uniform(1.0, 3.0))
             process.send_signal(signal.SIGKILL)
@@ -64,8 +80,9 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_last_ckpt(jsonl_root)
     assert not [p for p in LAST.parent.iterdir() if p.name.endswith(".tmp") and p.stat().st_size == 0]
 
 
-def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(jsonl_root):
-    process = start_fit(jsonl_root)
+@pytest.mark.timeout(600)  # a run stopped, then resumed, each waited for up to 120 and 300 s
+def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(jsonl_root, children):
+    process = start_fit(children, jsonl_root)
     wait_for(LAST, process)
     time.sleep(1.0)
     process.send_signal(signal.SIGTERM)
@@ -117,9 +134,9 @@ def test_divergence_stops_with_a_diagnosis_and_a_finite_last_ckpt(jsonl_root, ca
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
 
 
-@pytest.mark.slow  # six runs of a subprocess: about two minutes on 2 cores
+@pytest.mark.slow  # six fits in subprocesses, one after the other
 @pytest.mark.timeout(900)
-def test_a_run_interrupted_anywhere_and_resumed_ends_with_the_same_weights_bit_for_bit(jsonl_root):
+def test_a_run_interrupted_anywhere_and_resumed_ends_with_the_same_weights_bit_for_bit(jsonl_root, children):
     """SIGKILL and SIGTERM mid-epoch, mid-save, mid-validation and at an epoch end, each resumed with
     --ckpt_path last: the same final weights, EMA, optimizer and scheduler state as a run left alone.
     Two data workers, dropout and the class-balanced sampler all draw random numbers on the way."""
@@ -145,6 +162,7 @@ def test_a_run_interrupted_anywhere_and_resumed_ends_with_the_same_weights_bit_f
             process = subprocess.Popen(
                 fit("interrupted", *EVERY_STEP), stdout=subprocess.DEVNULL, stderr=stderr, env=env
             )
+            children.append(process)
             deadline = time.monotonic() + 120
             while not last.is_file() or torch.load(last, weights_only=True)["global_step"] < stop_after:
                 assert process.poll() is None, "the run ended before it could be interrupted"

@@ -161,7 +161,10 @@ def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(jsonl_root,
     assert (exported / "model.onnx").is_file() and (exported / "labels.json").is_file()
 
 
-def test_an_export_that_computes_something_else_is_rejected_and_never_left_as_model_onnx(trained, monkeypatch, capsys):
+def test_an_export_that_computes_something_else_is_rejected_and_a_good_one_is_kept(trained, monkeypatch, capsys):
+    main(eval_args("export", trained))
+    exported = RUN / "exports" / "last"
+    good = (exported / "model.onnx").read_bytes()
     write = JerseyClassifier.to_onnx
 
     def corrupted(self, path, *args, **kwargs):  # the file's classifier then favours the first class
@@ -180,8 +183,12 @@ def test_an_export_that_computes_something_else_is_rejected_and_never_left_as_mo
     assert stop.value.code == 4
     error = capsys.readouterr().err
     assert "ONNX Runtime disagrees with PyTorch on 16 validation crops" in error and "Traceback" not in error
-    exported = RUN / "exports" / "last"
-    assert not (exported / "model.onnx").exists() and (exported / "model.rejected.onnx").is_file()
+    assert (exported / "model.onnx").read_bytes() == good and (exported / "model.rejected.onnx").is_file()
+    # At the end of fit it is a warning: training and the checkpoints stand, the card has no export.
+    with pytest.warns(UserWarning, match="skipping the ONNX export: .*ONNX Runtime disagrees"):
+        main(fit_args(trained, "--trainer.default_root_dir", "other", onnx=True))
+    assert not Path("other/export/model.onnx").exists() and Path("other/export/model.rejected.onnx").is_file()
+    assert "| ONNX |" not in Path("other/model_card.md").read_text()
 
 
 def test_predict_on_a_folder_of_crops_writes_what_was_asked_where_it_was_asked(trained):

@@ -129,7 +129,8 @@ def test_pretrained_weights_load_from_the_hub_cache_offline_and_a_resume_never_f
             assert started[key].shape[0] == len(LABELS)
         else:
             assert torch.equal(started[key], value), key
-    # The cache is gone: loading ImageNet weights again would now fail (offline), so the resume must not.
+    # An empty cache: loading ImageNet weights again would now fail (offline), so the resume must not.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
     main(fit_args(jsonl_root, "--model.pretrained", "true", "--ckpt_path", "last", epochs=2))
     last = torch.load("runs/jersey/checkpoints/last.ckpt", weights_only=True)
     assert last["epoch"] == 1 and last["hyper_parameters"]["pretrained"] is True

@@ -21,7 +21,7 @@ from .conftest import CONFIGS, numpy_ece
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from real_digits import DIGITS, write_numbers  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # about 2 minutes alone on 2 cores
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # 6 epochs of ResNet18 at 64 px
 RUN = Path("runs/jersey")
 EPOCHS = 6
 

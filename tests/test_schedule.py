@@ -24,11 +24,11 @@ class RecordRates(Callback):
         self.rates.append((trainer.global_step, trainer.optimizers[0].param_groups[0]["lr"]))
 
 
-def expected_rate(step: int, warmup: int, total: int) -> float:
+def expected_rate(step: int, warmup: int, total: int, peak: float = PEAK) -> float:
     """Linear warm-up to the peak over ``warmup`` steps, then a half cosine reaching zero at ``total``."""
     if step < warmup:
-        return PEAK * (step + 1) / (warmup + 1)
-    return PEAK * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        return peak * (step + 1) / (warmup + 1)
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
 
 
 def fit(data_root, *extra: str, epochs: int) -> dict[int, float]:
@@ -39,14 +39,20 @@ def fit(data_root, *extra: str, epochs: int) -> dict[int, float]:
 
 
 @pytest.mark.parametrize(
-    ("max_epochs", "max_steps", "total"),
-    [(3, -1, 15), (-1, 12, 12), (4, 13, 13), (2, 50, 10)],
-    ids=["epochs", "steps-only", "steps-end-first", "epochs-end-first"],
+    ("max_epochs", "max_steps", "extra", "warmup", "total"),
+    [
+        (3, -1, [], 5, 15),
+        (-1, 12, [], 5, 12),
+        (4, 13, [], 5, 13),
+        (2, 50, [], 5, 10),
+        # 4 of the 5 batches an epoch, two per optimizer step: 2 steps an epoch
+        (3, -1, ["--trainer.limit_train_batches", "0.8", "--trainer.accumulate_grad_batches", "2"], 2, 6),
+    ],
+    ids=["epochs", "steps-only", "steps-end-first", "epochs-end-first", "limit-and-accumulate"],
 )
-def test_the_cosine_ends_at_the_last_step_the_trainer_takes(jsonl_root, max_epochs, max_steps, total):
-    rates = fit(jsonl_root, "--trainer.max_steps", str(max_steps), epochs=max_epochs)
+def test_the_cosine_ends_at_the_last_step_the_trainer_takes(jsonl_root, max_epochs, max_steps, extra, warmup, total):
+    rates = fit(jsonl_root, "--trainer.max_steps", str(max_steps), *extra, epochs=max_epochs)
     assert sorted(rates) == list(range(total))
-    warmup = STEPS_PER_EPOCH  # warmup_epochs 1 in base.yaml
     for step in (0, total // 2, total - 1):
         assert rates[step] == pytest.approx(expected_rate(step, warmup, total), rel=1e-6), step
 
@@ -70,3 +76,8 @@ def test_max_epochs_raised_on_a_finished_run_continues_on_a_stretched_cosine(jso
         assert resumed[step] == pytest.approx(expected_rate(step, STEPS_PER_EPOCH, 20), rel=1e-6), step
     last = torch.load("runs/jersey/checkpoints/last.ckpt", weights_only=True)
     assert last["epoch"] == 3 and last["global_step"] == 20
+    capsys.readouterr()
+    rates = fit(jsonl_root, "--model.lr", "0.02", epochs=5)  # a new peak rate on a resume takes effect too
+    assert "the peak learning rate is 0.02, not 0.01" in capsys.readouterr().out
+    for step in (20, 24):
+        assert rates[step] == pytest.approx(expected_rate(step, STEPS_PER_EPOCH, 25, peak=0.02), rel=1e-6), step

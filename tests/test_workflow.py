@@ -1,6 +1,7 @@
 """After fit, a checkpoint is enough: validate, test, export and predict know its model, its data and its run."""
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def test_a_moved_run_resumes_and_deploys_from_its_own_files(jsonl_root, monkeypa
     assert not Path("runs/jersey").exists()
     card = Path("moved/model_card.md").read_text()
     assert "moved/checkpoints/best-epoch=000" in card and Path("moved/export/model.onnx").is_file()
+    temperature = json.loads(Path("moved/calibration.json").read_text())["temperature"]
+    assert f"temperature {temperature:.3f}, fitted on val" in card  # the first fit's, which the checkpoint holds
     # From another folder, a checkpoint still finds its data: the data root is stored absolute.
     Path("elsewhere").mkdir()
     monkeypatch.chdir("elsewhere")

@@ -1,7 +1,7 @@
 from jersey_cls.callbacks.best_checkpoints import BestCheckpoints
 from jersey_cls.callbacks.curves import TrainingCurves
 from jersey_cls.callbacks.dataset_summary import DatasetSummary
-from jersey_cls.callbacks.deploy import Calibrate, ExportOnnx, ModelCard
+from jersey_cls.callbacks.deploy import Calibrate, ExportOnFitEnd, ExportOnnx, ModelCard
 from jersey_cls.callbacks.divergence import DivergenceGuard
 from jersey_cls.callbacks.ema import EMA
 from jersey_cls.callbacks.evaluation import EvaluationReport
@@ -15,6 +15,7 @@ __all__ = [
     "DivergenceGuard",
     "EvaluationReport",
     "Calibrate",
+    "ExportOnFitEnd",
     "ExportOnnx",
     "ModelCard",
     "LastCheckpoint",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torchmetrics import CatMetric
 
 from jersey_cls.calibration import answer_and_confidence, calibration_error, fit_temperature, reliability
 from jersey_cls.callbacks.ema import EMA
@@ -22,27 +24,29 @@ from jersey_cls.plots import save_reliability
 from jersey_cls.trainer import load_model
 
 
-def best_checkpoint(trainer: pl.Trainer) -> Path | None:
-    """The best checkpoint this fit knows of, from the first checkpoint callback that monitors a metric."""
+def best_of(trainer: pl.Trainer) -> ModelCheckpoint | None:
+    """The checkpoint callback that ranks checkpoints by a metric, once it has saved its best; None before."""
     for callback in trainer.checkpoint_callbacks:
         if callback.monitor and callback.best_model_path and Path(callback.best_model_path).is_file():
-            return Path(callback.best_model_path)
+            return callback
     return None
 
 
-def find(trainer: pl.Trainer, kind: type):
+def callback_of(trainer: pl.Trainer, kind: type):
     return next((callback for callback in trainer.callbacks if isinstance(callback, kind)), None)
 
 
 @torch.no_grad()
 def uncalibrated_scores(model: JerseyClassifier, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores before the temperature, and targets, of every crop of ``loader``'s split: under DDP each rank
+    reads its share and every rank gets all of them."""
     model.eval()
-    scores, targets = [], []
+    scores, targets = CatMetric().to(model.device), CatMetric().to(model.device)
     for batch in loader:
         if batch is not None:
-            scores.append(model.head.scores(model.logits(batch["image"])))
-            targets.append(batch["target"])
-    return torch.cat(scores), torch.cat(targets)
+            scores.update(model.head.scores(model.logits(batch["image"].to(model.device))))
+            targets.update(batch["target"].to(model.device))
+    return scores.compute().cpu(), targets.compute().long().cpu()
 
 
 class Calibrate(pl.Callback):
@@ -56,14 +60,15 @@ class Calibrate(pl.Callback):
         self.result: dict | None = None
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        path = best_checkpoint(trainer)
-        if not trainer.is_global_zero or path is None:
+        if (best := best_of(trainer)) is None:
             return
-        model = load_model(path)
+        model = load_model(best.best_model_path).to(pl_module.device)
         splits = {"val": trainer.datamodule.val_dataloader()}
         if "test" in trainer.datamodule.splits:
             splits["test"] = trainer.datamodule.test_dataloader()
         scores = {name: uncalibrated_scores(model, loader) for name, loader in splits.items()}
+        if not trainer.is_global_zero:
+            return
         temperature = fit_temperature(*scores["val"])
         ece, curves = {}, {}
         for name, (split_scores, targets) in scores.items():
@@ -73,9 +78,9 @@ class Calibrate(pl.Callback):
                 curves[f"{name}, {when} (ECE {ece[f'{name} {when}']:.3f})"] = reliability(
                     *answer_and_confidence(probabilities, targets)
                 )
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
         checkpoint["state_dict"]["temperature"] = torch.tensor(temperature)
-        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, best.best_model_path)
         run = Path(trainer.default_root_dir)
         png = save_reliability(curves, run / "calibration.png", f"temperature {temperature:.3f}")
         self.result = {"temperature": temperature, "ece": ece, "png": str(png)}
@@ -96,11 +101,11 @@ class ExportOnnx(pl.Callback):
         self.result: dict | None = None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        path = best_checkpoint(trainer)
-        if not self.enabled or not trainer.is_global_zero or path is None:
+        best = best_of(trainer)
+        if not self.enabled or not trainer.is_global_zero or best is None:
             return
         try:
-            model = load_model(path)
+            model = load_model(best.best_model_path)
             out = Path(trainer.default_root_dir) / "export"
             self.result = export_onnx(model, validation_crops(trainer.datamodule), out)
         except (JerseyInputError, ExportParityError) as error:
@@ -122,21 +127,24 @@ class ModelCard(pl.Callback):
     """At the end of fit, ``<run>/model_card.md``: backbone, start, size, FLOPs, classes, data, best accuracy,
     calibration, export, the command and the config."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._log_dir: str | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._log_dir = trainer.log_dir  # a broadcast under DDP: asked here, where every rank asks at once
+
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit":
+        if stage != "fit" or not trainer.is_global_zero:
             return
-        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
-        if not trainer.is_global_zero:
-            return
-        path = best_checkpoint(trainer)
-        if path is None:
+        if (best := best_of(trainer)) is None:
             warnings.warn("fit ended with no checkpoint to deploy: no model card", JerseyWarning, stacklevel=1)
             return
+        path, run = Path(best.best_model_path), Path(trainer.default_root_dir)
         model = load_model(path)
-        run = Path(trainer.default_root_dir)
-        config_file = Path(log_dir or run) / "config.yaml"
-        best = next(c for c in trainer.checkpoint_callbacks if c.monitor and c.best_model_path)
-        calibrate, export, ema = find(trainer, Calibrate), find(trainer, ExportOnnx), find(trainer, EMA)
+        config_file = Path(self._log_dir or run) / "config.yaml"
+        calibrate, export = callback_of(trainer, Calibrate), callback_of(trainer, ExportOnnx)
+        ema = callback_of(trainer, EMA)
         card = write_model_card(
             run / "model_card.md",
             {
@@ -159,3 +167,20 @@ class ModelCard(pl.Callback):
         )
         exported = f", ONNX {export.result['onnx_path']}" if export and export.result else ""
         print(f"jersey-cls: model card {card}{exported}")
+
+
+class ExportOnFitEnd(pl.Callback):
+    def __init__(self, onnx: bool = True, calibrate: bool = True) -> None:
+        """Split into Calibrate, ModelCard and the ``onnx`` section; named here so that a config saved before the
+        split says how to update it.
+
+        Args:
+            onnx: Now ``onnx.enabled``.
+            calibrate: Now the Calibrate entry of ``trainer.callbacks``.
+        """
+        raise JerseyInputError(
+            "jersey_cls.callbacks.ExportOnFitEnd (in a config saved by an earlier jersey-cls) is now three parts: in "
+            "that config's trainer.callbacks, replace its entry with `- class_path: jersey_cls.callbacks.Calibrate` "
+            "(leave it out where it had calibrate: false) and `- class_path: jersey_cls.callbacks.ModelCard`, and "
+            f"add the section `onnx: {{enabled: {str(onnx).lower()}}}`."
+        )
