@@ -57,6 +57,11 @@ def fill_run_paths(config: Namespace) -> None:
         spec.init_args = init_args
 
 
+def report_folder(trainer) -> Path:
+    """``<run>/reports/<checkpoint name>``: where validate and test write their reports."""
+    return Path(trainer.default_root_dir) / "reports" / (Path(trainer.ckpt_path).stem if trainer.ckpt_path else "model")
+
+
 def export_folder(run: Path, checkpoint: Path) -> Path:
     """``<run>/exports/<checkpoint name>``: the fit-end export keeps ``<run>/export`` to itself."""
     return run / "exports" / checkpoint.stem

@@ -48,3 +48,23 @@ class Tracks:
                          "confidence": round(confidence, 6) if math.isfinite(confidence) else 0.0,
                          "crops_used": self.used[track], "crops_total": self.total[track]})  # fmt: skip
         return rows
+
+
+def soccernet_submission(rows: list[dict], every_track: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """SoccerNet's submission, {player id: number}, one integer for each of ``every_track`` (-1 for illegible,
+    an abstention, or a track with no readable crop), and what the format could not carry: {"00": tracks
+    written as 0, "not a number": tracks written as -1}."""
+    answers = {row["track"]: row["answer"] for row in rows}
+    submission, lost = {}, {"00": [], "not a number": []}
+    for track in every_track:
+        answer = answers.get(track, ILLEGIBLE)
+        if answer in (ILLEGIBLE, ABSTAIN):
+            submission[track] = -1
+        elif answer.isdigit():
+            submission[track] = int(answer)
+            if answer != str(int(answer)):
+                lost["00"].append(track)
+        else:
+            submission[track] = -1
+            lost["not a number"].append(track)
+    return submission, lost

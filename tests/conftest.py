@@ -121,3 +121,25 @@ def numpy_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> fl
             total += chosen.mean() * abs(correct[chosen].mean() - confidence[chosen].mean())
     return float(total)
 
+
+SOCCERNET_TRACKS = {  # split: {player id: number}, SoccerNet's ground truth (a string keeps "00" apart from 0)
+    "train": {**{f"{n}{i}": n for n in (0, 7, 23) for i in range(3)}, "x0": "00", "x1": "00", "x2": "00",
+              "h0": -1, "h1": -1, "h2": -1},
+    "test": {"t0": 0, "t1": 7, "t2": 23, "t3": "00", "t4": -1, "t5": 7},
+    "challenge": {"c0": 0, "c1": 7, "c2": 23, "c3": -1},  # its ground truth is not published
+}  # fmt: skip
+
+
+@pytest.fixture
+def soccernet_root(tmp_path) -> Path:
+    """A small SoccerNet jersey download: <split>/images/<player id>/ with four crops each, <split>_gt.json beside
+    images/ (none for challenge); the -1 players' crops show a jersey with no number."""
+    root = tmp_path / "soccernet"
+    for split, truth in SOCCERNET_TRACKS.items():
+        for track, number in truth.items():
+            shown = "" if number == -1 else str(number)
+            for frame in range(4):
+                write_crop(root / split / "images" / track / f"{frame:04d}.jpg", shown, seed=f"{split}-{track}-{frame}")
+        if split != "challenge":
+            (root / split / f"{split}_gt.json").write_text(json.dumps(truth))
+    return root

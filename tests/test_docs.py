@@ -1,8 +1,9 @@
 """Every jersey-cls command in README.md and docs/*.md runs as written, in the order each page gives them.
 
-Each page gets a folder with `configs/`, a small dataset `my_data/`, a folder of `crops/` and a trained run,
-so a page can start anywhere in the workflow. Fit commands get a short-run suffix (a tiny timm model, 32 px,
-one short epoch); every flag and file a page writes is still parsed and used. Commands that need a GPU
+Each page gets a folder with `configs/`, a small dataset `my_data/` (and `SoccerNet/jersey-2023/` where the
+page uses it), a folder of `crops/` and a trained run, so a page can start anywhere in the workflow. Fit commands
+get a short-run suffix (a tiny timm model, 32 px, one short epoch); every flag and file a page writes is still
+parsed and used. Commands that need a GPU
 (t4.yaml) or several processes (ddp.yaml) are parsed with --print_config here; tests/test_ddp.py runs DDP.
 """
 
@@ -43,9 +44,11 @@ def test_the_pages_have_commands():
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
-def test_every_command_of_a_page_runs_as_written(page, jsonl_root, monkeypatch, capsys):
+def test_every_command_of_a_page_runs_as_written(page, jsonl_root, request, monkeypatch, capsys):
     shutil.copytree(CONFIGS, "configs")
     shutil.copytree(jsonl_root, "my_data")
+    if "SoccerNet/jersey-2023" in page.read_text():  # as SoccerNet's downloader leaves it
+        shutil.copytree(request.getfixturevalue("soccernet_root"), "SoccerNet/jersey-2023")
     shutil.copytree(jsonl_root / "test", "crops", ignore=shutil.ignore_patterns("*.jsonl"))
     monkeypatch.setenv("WANDB_MODE", "offline")
     main(["fit", "--config", "configs/base.yaml", "--data.data_root", "my_data", *SHORT_RUN])

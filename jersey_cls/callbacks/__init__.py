@@ -7,6 +7,7 @@ from jersey_cls.callbacks.ema import EMA
 from jersey_cls.callbacks.evaluation import EvaluationReport
 from jersey_cls.callbacks.last_checkpoint import LastCheckpoint
 from jersey_cls.callbacks.predictions import PredictionWriter
+from jersey_cls.callbacks.tracks import TrackAccuracy
 
 __all__ = [
     "BestCheckpoints",
@@ -20,5 +21,6 @@ __all__ = [
     "ModelCard",
     "LastCheckpoint",
     "PredictionWriter",
+    "TrackAccuracy",
     "TrainingCurves",
 ]

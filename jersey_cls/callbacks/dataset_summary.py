@@ -20,6 +20,11 @@ class DatasetSummary(pl.Callback):
         if not trainer.is_global_zero or "train" not in getattr(data, "splits", {}):
             return
         summary = summarize(data.splits, data.class_names, data.data_root)
+        hp = data.hparams
+        if data.held_out:
+            summary["val_held_out"] = {"share": hp.val_share, "seed": hp.val_seed, "tracks": data.held_out}
+        if hp.frame_labels:
+            summary["frame_labels"] = {"file": hp.frame_labels, "made_illegible": len(data.splits["train"].relabelled)}
         run = Path(trainer.default_root_dir)
         run.mkdir(parents=True, exist_ok=True)
         (run / "dataset_summary.json").write_text(json.dumps(summary, indent=2))
@@ -29,6 +34,18 @@ class DatasetSummary(pl.Callback):
         console.print(self._table(summary, console.width))
         if report:
             console.print(f"data doctor (skipped, details in {run / 'data_report.json'}):\n{format_report(report)}")
+        if hp.frame_labels:
+            console.print(
+                f"train: {len(data.splits['train'].relabelled)} crops that {hp.frame_labels} reads as illegible are "
+                "illegible (--data.frame_labels)"
+            )
+        if data.held_out:
+            tracks = len(data.held_out) + len(set(data.splits["train"].tracks.values()))
+            console.print(
+                f"val: the data has no val split, so {len(data.held_out)} of train's {tracks} player tracks are held "
+                f"out, whole (--data.val_share {hp.val_share}, --data.val_seed {hp.val_seed}); "
+                f"their ids are in {run / 'dataset_summary.json'}"
+            )
 
     def _table(self, summary: dict, width: int) -> Table:
         splits = list(summary["images"])

@@ -13,6 +13,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from jersey_cls.plots import save_confusion_matrix, save_sample_grid
 from jersey_cls.reports import write_report
+from jersey_cls.run_folder import report_folder
 
 
 class EvaluationReport(pl.Callback):
@@ -76,7 +77,7 @@ class EvaluationReport(pl.Callback):
             matrix_png, samples_png = run / "confusion_matrix" / f"{name}.png", run / "samples" / f"{name}.png"
         else:
             name = trainer.state.fn.value
-            folder = run / "reports" / (Path(trainer.ckpt_path).stem if trainer.ckpt_path else "model")
+            folder = report_folder(trainer)
             matrix_png, samples_png = folder / f"{stage}_confusion_matrix.png", folder / f"{stage}_samples.png"
         title = f"{stage} · {name} · top-1 {np.trace(confusion) / max(1, confusion.sum()):.3f}"
         figures = {f"{stage}/confusion_matrix": save_confusion_matrix(confusion, names, matrix_png, title)}

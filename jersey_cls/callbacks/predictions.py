@@ -2,6 +2,7 @@
 
 import csv
 import json
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -9,9 +10,10 @@ import torch
 from jsonargparse.typing import ClosedUnitInterval, PositiveInt
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from jersey_cls.errors import JerseyInputError
+from jersey_cls.data.layouts import TRACK_KEY
+from jersey_cls.errors import JerseyInputError, JerseyWarning
 from jersey_cls.run_folder import predictions_file
-from jersey_cls.tracks import ABSTAIN, Tracks
+from jersey_cls.tracks import ABSTAIN, Tracks, soccernet_submission
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -36,8 +38,11 @@ class PredictionWriter(BasePredictionWriter):
                 overwriting an earlier one.
             min_confidence: Answer "?" (abstain) when the answer's probability is below this.
             tracks: One answer per player track as well, in <predictions file>_tracks.csv: "folder" groups the
-                crops by their folder, any other word is the JSONL key that names a crop's track (track_id).
-                Columns: track, answer, confidence, crops_used (the legible ones), crops_total.
+                crops by their folder, any other word is the JSONL key that names a crop's track. None: the
+                input's own tracks, when it has them (a SoccerNet split, JSONL rows with a track_id). Columns:
+                track, answer, confidence, crops_used (the legible ones), crops_total. For a SoccerNet split,
+                also <predictions file>_submission.json, the benchmark's submission: {player id: number}, -1 for
+                illegible.
         """
         super().__init__(write_interval="batch")
         self.format = format
@@ -65,7 +70,8 @@ class PredictionWriter(BasePredictionWriter):
         if self.format == "csv":
             self._writer = csv.DictWriter(self._file, fieldnames=self._columns)
             self._writer.writeheader()
-        self._tracks = Tracks(pl_module.class_names) if self.tracks else None
+        self._track_key = self.tracks or (TRACK_KEY if getattr(trainer.datamodule, "predict_tracks", None) else None)
+        self._tracks = Tracks(pl_module.class_names) if self._track_key else None
         self.rows = 0
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
@@ -93,13 +99,13 @@ class PredictionWriter(BasePredictionWriter):
             self.rows += 1
 
     def _track_of(self, path: str, fields: str) -> str:
-        if self.tracks == "folder":
+        if self._track_key == "folder":
             return str(Path(path).parent)
-        track = json.loads(fields).get(self.tracks)
+        track = json.loads(fields).get(self._track_key)
         if track is None:
             raise JerseyInputError(
-                f"--predictions.tracks {self.tracks}: {path} has no {self.tracks!r} key in its JSONL row. Name the "
-                "key that holds each crop's track, or use --predictions.tracks folder."
+                f"--predictions.tracks {self._track_key}: {path} has no {self._track_key!r} key in its JSONL row. "
+                "Name the key that holds each crop's track, or use --predictions.tracks folder."
             )
         return str(track)
 
@@ -117,3 +123,25 @@ class PredictionWriter(BasePredictionWriter):
                 writer.writeheader()
                 writer.writerows(rows)
             print(f"jersey-cls: wrote {len(rows)} track answers to {tracks_path}")
+            if getattr(trainer.datamodule, "predict_layout", None) == "soccernet" and self._track_key == TRACK_KEY:
+                self._write_submission(rows, trainer.datamodule.predict_tracks)
+
+    def _write_submission(self, rows: list[dict], every_track: list[str]) -> None:
+        submission, lost = soccernet_submission(rows, every_track)
+        path = self.path.with_name(f"{self.path.stem}_submission.json")
+        path.write_text(json.dumps(submission, indent=1) + "\n")
+        print(f"jersey-cls: wrote SoccerNet's submission for {len(submission)} tracks to {path}")
+        if lost["00"]:
+            warnings.warn(
+                f"{path}: SoccerNet's format has integers only, so {len(lost['00'])} tracks answered 00 are written "
+                f"as 0: {', '.join(lost['00'][:20])}. Their answer is 00 in {self.path.stem}_tracks.csv.",
+                JerseyWarning,
+                stacklevel=1,
+            )
+        if lost["not a number"]:
+            warnings.warn(
+                f"{path}: {len(lost['not a number'])} tracks answered a label that is not a number, written as -1: "
+                f"{', '.join(lost['not a number'][:20])}.",
+                JerseyWarning,
+                stacklevel=1,
+            )

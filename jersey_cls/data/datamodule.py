@@ -1,5 +1,6 @@
 """JerseyDataModule: the class list from train's labels, the splits checked by the data doctor, uint8 crops."""
 
+import json
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,22 @@ from torch.utils.data import DataLoader
 from jersey_cls import default_cache_dir
 from jersey_cls.data.datasets import CropDataset, PredictDataset, collate_readable, decode_or_none
 from jersey_cls.data.doctor import examine, format_report, skip_flagged
-from jersey_cls.data.layouts import SPLIT_NAMES, Split, label_sort_key, read_predict_inputs, read_split
+from jersey_cls.data.layouts import (
+    SPLIT_NAMES,
+    TRACK_KEY,
+    UNREADABLE,
+    Split,
+    find_split_dir,
+    hold_out,
+    is_soccernet,
+    label_sort_key,
+    read_predict_inputs,
+    read_split,
+    relabel_unread,
+    thin_inputs,
+    thin_tracks,
+    track_folders,
+)
 from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.data.synthetic import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset, embedded_root
 from jersey_cls.data.transforms import eval_transform, train_transform
@@ -50,6 +66,10 @@ class JerseyDataModule(pl.LightningDataModule):
         all_numbers: bool = False,
         illegible: bool = False,
         illegible_labels: tuple[str, ...] = ("-1", "illegible"),
+        frame_labels: str | None = None,
+        frames_per_track: PositiveInt | None = 16,
+        val_share: ClosedUnitInterval = 0.1,
+        val_seed: int = 0,
         predict_path: str | None = None,
     ) -> None:
         """Jersey-number crops in Roboflow JSONL or ImageFolder layout.
@@ -84,8 +104,18 @@ class JerseyDataModule(pl.LightningDataModule):
             illegible: Learn an "illegible" class (the last) from the crops whose number cannot be read: rows with
                 an empty label and the labels in illegible_labels. Off: those rows are skipped (and counted).
             illegible_labels: Labels that mean "cannot be read", such as SoccerNet's -1, with illegible on.
-            predict_path: What `predict` reads: an image, a folder of images, a JSONL or ImageFolder split folder,
-                or a text file of image paths. None predicts on the test split (or val).
+            frame_labels: A predictions CSV of train (`jersey-cls predict` of a first model over the train split):
+                the train crops it reads as illegible become illegible, whatever their track's number. For labels
+                given per track, such as SoccerNet's, where most frames of a track do not show its number.
+                Needs illegible on.
+            frames_per_track: Read at most this many crops of each player track (SoccerNet tracklets, JSONL rows
+                with a track_id), evenly spaced through it, in every split and in predict: a tracklet's
+                consecutive frames are near copies. None: all of them.
+            val_share: With no val split and a train split of player tracks (SoccerNet ships none), this share of
+                train's tracks is held out, whole, as val.
+            val_seed: Which tracks are held out: a seed of their choice, recorded with the run.
+            predict_path: What `predict` reads: an image, a folder of images, a JSONL, ImageFolder or SoccerNet
+                split folder, or a text file of image paths. None predicts on the test split (or val).
         """
         super().__init__()
         # class_names is saved once, with the model; saving it here too would make Lightning's hparams merge fail.
@@ -96,6 +126,8 @@ class JerseyDataModule(pl.LightningDataModule):
             for name, value, low, high in ranges
             if not low <= value[0] <= value[1] <= high
         ]
+        if frame_labels is not None and not illegible:
+            problems.append(f"--data.frame_labels {frame_labels}: needs --data.illegible true, the class it sets")
         if problems:
             raise JerseyInputError("\n".join(problems))
         self.cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -104,6 +136,9 @@ class JerseyDataModule(pl.LightningDataModule):
         self.splits: dict[str, Split] = {}
         self.predict_inputs: list[tuple[str, str | None, str]] = []
         self.predict_name = "predictions"  # names the predictions file after the input
+        self.predict_layout = ""  # "soccernet" when predict reads a SoccerNet split: the submission is written
+        self.predict_tracks: list[str] = []  # every player track of the predict input, crops read or not
+        self.held_out: list[str] = []  # the train tracks held out as val, when the data has no val split
         self.data_report: dict = {}
         self.fixed_class_names = class_names is not None
         self.resume_at = {"epoch": 0, "batches_done": 0}
@@ -148,13 +183,23 @@ class JerseyDataModule(pl.LightningDataModule):
         return sorted(numbers, key=label_sort_key) + ([ILLEGIBLE] if self.hparams.illegible else [])
 
     def _read(self, split: str, required: bool) -> Split | None:
+        hp = self.hparams
         if split not in self.splits and (found := read_split(self.data_root, split)) is not None:
-            self.splits[split] = self._with_illegible(found) if self.hparams.illegible else found
+            if hp.frames_per_track:
+                thin_tracks(found, hp.frames_per_track)
+            self.splits[split] = self._with_illegible(found) if hp.illegible else found
+            if split == "train" and found.tracks and hp.val_share and find_split_dir(self.data_root, "val") is None:
+                self.splits["train"], self.splits["val"], self.held_out = hold_out(
+                    self.splits["train"], hp.val_share, hp.val_seed
+                )
+            if split == "train" and hp.frame_labels:  # train's own crops only: val keeps its tracks' numbers
+                relabel_unread(self.splits["train"], Path(hp.frame_labels).expanduser())
         if required and split not in self.splits:
             names = " or ".join(f"{name}/" for name in SPLIT_NAMES[split])
             raise JerseyInputError(
                 f"--data.data_root {self.data_root}: no {names} split. Expected the splits train/, val/ (or valid/, "
-                "validation/) and optionally test/, as Roboflow exports and ImageFolder datasets are laid out."
+                "validation/) and optionally test/, as Roboflow exports and ImageFolder datasets are laid out; a "
+                "train split of player tracks (SoccerNet) lends val --data.val_share of its tracks."
             )
         return self.splits.get(split)
 
@@ -165,7 +210,8 @@ class JerseyDataModule(pl.LightningDataModule):
         split.samples = [(path, ILLEGIBLE if label in labels else label) for path, label in split.samples]
         labelled = {path for path, _ in split.samples}
         split.samples += [(path, ILLEGIBLE) for path in dict.fromkeys(split.unlabelled) if path not in labelled]
-        split.skipped.pop("empty label", None)
+        for reason in UNREADABLE:
+            split.skipped.pop(reason, None)
         return split
 
     def prepare_data(self) -> None:
@@ -176,8 +222,14 @@ class JerseyDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage == "predict" and self.hparams.predict_path is not None:
             predict_path = Path(self.hparams.predict_path).expanduser()
-            self.predict_inputs = read_predict_inputs(predict_path)
+            inputs = read_predict_inputs(predict_path)
+            self.predict_inputs = thin_inputs(inputs, self.hparams.frames_per_track)
             self.predict_name = predict_path.resolve().stem or "predictions"
+            if predict_path.is_dir() and is_soccernet(predict_path):
+                self.predict_layout, self.predict_tracks = "soccernet", list(track_folders(predict_path))
+            else:
+                tracks = (json.loads(fields).get(TRACK_KEY) for _, _, fields in inputs)
+                self.predict_tracks = list(dict.fromkeys(str(track) for track in tracks if track is not None))
             return
         if not self.data_root.is_dir():
             self._train_label_counts()  # the error that names the flag
@@ -187,8 +239,12 @@ class JerseyDataModule(pl.LightningDataModule):
             self._examine()
         if stage == "predict":
             split = self._read("test", False) or self._read("val", True)
-            self.predict_inputs = [(path, label, "{}") for path, label in split.samples]
+            self.predict_inputs = [
+                (path, label, json.dumps({TRACK_KEY: split.tracks[path]}) if path in split.tracks else "{}")
+                for path, label in split.samples
+            ]
             self.predict_name = split.name
+            self.predict_layout, self.predict_tracks = split.layout, list(dict.fromkeys(split.tracks.values()))
 
     def _examine(self) -> None:
         """Run the data doctor; skip what it flags (or refuse, when strict) and keep its report."""
