@@ -28,6 +28,9 @@ from jersey_cls.run_folder import fill_run_paths
 from jersey_cls.trainer import JerseyTrainer
 from jersey_cls.wandb_run import drop_wandb_if_missing, keep_wandb_run, start_wandb_or_continue_without
 
+# Whether the class list is the 101 legal numbers, by head: "auto" leaves it to the train labels (None).
+NUMBER_CLASSES = {"digits": True, "classes": False}
+
 
 class JerseySaveConfig(SaveConfigCallback):
     """Saves the config into the run's log version folder and sends it to W&B as the run config."""
@@ -52,7 +55,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
         parser.link_arguments("data.class_weights", "model.class_weights", apply_on="instantiate")
         # int(): jsonargparse's PositiveInt would reach the model's config dump, which YAML cannot write.
         parser.link_arguments("data.image_size", "model.image_size", compute_fn=int)
-        parser.link_arguments("model.head", "data.all_numbers", compute_fn=lambda head: head == "digits")
+        parser.link_arguments("model.head", "data.all_numbers", compute_fn=NUMBER_CLASSES.get)
         # Sections of their own rather than trainer.callbacks entries, so --ema.enabled false and
         # --predictions.format jsonl work as flags (list items cannot be addressed from the command line).
         parser.add_lightning_class_args(EMA, "ema")
@@ -83,6 +86,9 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
         checkpoints.adopt_run_folder(config, path, explicit)
         if subcommand == "fit":
             checkpoints.check_resumable(path, self.checkpoint)
+            if config.model.head == "auto":  # a resume continues with the head the run chose when it started
+                config.model.head = self.checkpoint["hyper_parameters"]["head"]
+                config.data.all_numbers = NUMBER_CLASSES[config.model.head]
             checkpoints.refuse(path, checkpoints.resume_refusals(self.checkpoint, config))
             # Every weight comes from the checkpoint: build the model without fetching its starting weights,
             # and keep in its hyperparameters what the run started from (restored in before_fit).

@@ -23,7 +23,7 @@ from jersey_cls.backbone import carry_over, create_backbone, load_imagenet_weigh
 from jersey_cls.console import say
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.heads import HEADS
-from jersey_cls.numbers import ILLEGIBLE
+from jersey_cls.numbers import ILLEGIBLE, is_legal
 from jersey_cls.seeds import derive_seed, reseed_global_rngs, run_seed
 
 
@@ -59,6 +59,15 @@ def evaluation_metrics(class_names: list[str], prefix: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
 
+def choose_head(class_names: list[str]) -> tuple[str, str]:
+    """--model.head auto: the digits head when every class is a jersey number (or illegible), else classes;
+    returns the head and why."""
+    others = [name for name in class_names if not is_legal(name) and name != ILLEGIBLE]
+    if others:
+        return "classes", f"--model.head auto, as some labels are not jersey numbers: {others[:5]}"
+    return "digits", "--model.head auto, as every label is a jersey number; it also reads numbers train lacks"
+
+
 class Step(NamedTuple):
     loss: torch.Tensor
     scores: torch.Tensor  # per class, the model's answer is the largest
@@ -69,7 +78,7 @@ class JerseyClassifier(pl.LightningModule):
         self,
         class_names: list[str],
         backbone: str = "resnet18",
-        head: Literal["classes", "digits"] = "classes",
+        head: Literal["auto", "classes", "digits"] = "auto",
         image_size: int = 224,
         pretrained: bool = False,
         init_from: str | None = None,
@@ -88,9 +97,11 @@ class JerseyClassifier(pl.LightningModule):
         Args:
             class_names: Labels in class-index order; linked from the data, stored in checkpoints.
             backbone: Any timm model name, e.g. resnet18 or resnet50.
-            head: "classes": one output per number seen in train. "digits": also tens (or none) and units
-                outputs, trained together with the whole-number output; it reads any of the 101 legal numbers,
-                those absent from train included, by the likeliest (tens, units) pair.
+            head: "digits": a whole-number output per class plus tens (or none) and units outputs, trained
+                together; it reads any of the 101 legal numbers, those absent from train included, by the
+                likeliest (tens, units) pair. "classes": one output per label seen in train, for labels that are
+                not jersey numbers. "auto": digits when every class is a legal number (0-99, 00, and illegible),
+                else classes; checkpoints store the head chosen.
             image_size: Side of the square crops the model reads; linked from the data, stored in checkpoints.
             pretrained: Start from timm's ImageNet weights (needs them downloaded or cached).
             init_from: Start from these weights instead: a jersey-cls checkpoint (last season's model; numbers in
@@ -112,6 +123,11 @@ class JerseyClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
+        self.head_choice = f"--model.head {head}"
+        if head == "auto":
+            head, self.head_choice = choose_head(self.class_names)
+            self.hparams.head = head
+            say(f"jersey-cls: the {head} head: {self.head_choice}")
         self.head = HEADS[head](self.class_names)
         self.net = create_backbone(backbone, self.head.num_outputs, drop_rate)
         self.started_from = self._start_weights(pretrained, init_from)

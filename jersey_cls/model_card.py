@@ -27,6 +27,7 @@ def write_model_card(path: Path, facts: dict) -> Path:
         "| | |",
         "|---|---|",
         f"| backbone | `{facts['backbone']}` (timm) |",
+        f"| head | {facts['head']} |",
         f"| started from | {facts['started_from']} |",
         f"| parameters | {facts['parameters']:,} |",
         f"| FLOPs per crop | {facts['flops'] / 1e9:.3f} GFLOPs at {facts['image_size']}x{facts['image_size']} |",

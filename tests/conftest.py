@@ -69,8 +69,9 @@ def imagefolder_root(tmp_path) -> Path:
 
 
 def fit_args(data_root: Path, *extra: str, epochs: int = 1, onnx: bool = False) -> list[str]:
-    """A fast real fit: tiny timm backbone, 32 px, no workers, quiet; the ONNX export, which costs more than such
-    a fit's training, only when the test reads it."""
+    """A fast real fit: tiny timm backbone, 32 px, no workers, quiet; one output per label of the small test sets
+    (the classes head: --model.head auto would pick the digits head and its 101 classes for their numbers); the
+    ONNX export, which costs more than such a fit's training, only when the test reads it."""
     return [
         "fit",
         "--config", str(CONFIGS / "base.yaml"),
@@ -79,6 +80,7 @@ def fit_args(data_root: Path, *extra: str, epochs: int = 1, onnx: bool = False) 
         "--data.batch_size", "8",
         "--data.num_workers", "0",
         "--model.backbone", "test_resnet",
+        "--model.head", "classes",
         "--trainer.max_epochs", str(epochs),
         "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false",

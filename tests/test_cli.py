@@ -81,7 +81,7 @@ def test_compile_flag_compiles_the_backbone_and_checkpoints_keep_the_eager_keys(
     counters.clear()
     main(fit_args(jsonl_root, "--model.compile", "true"))
     assert counters["stats"]["unique_graphs"] > 0
-    eager = JerseyClassifier(class_names=LABELS, backbone="test_resnet")
+    eager = JerseyClassifier(class_names=LABELS, backbone="test_resnet", head="classes")
     assert load(CHECKPOINTS / "last.ckpt")["state_dict"].keys() == eager.state_dict().keys()
 
 

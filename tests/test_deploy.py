@@ -25,7 +25,7 @@ LAST = RUN / "checkpoints" / "last.ckpt"
 
 def accuracy_of(state_dict: dict, data_root: Path) -> float:
     data = JerseyDataModule(data_root=str(data_root), image_size=32, num_workers=0)
-    model = JerseyClassifier(class_names=data.class_names, backbone="test_resnet").eval()
+    model = JerseyClassifier(class_names=data.class_names, backbone="test_resnet", head="classes").eval()
     model.load_state_dict(state_dict)
     correct = total = 0
     with torch.no_grad():

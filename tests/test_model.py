@@ -1,16 +1,18 @@
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from jersey_cls.cli import main
+from jersey_cls.cli import JerseyCLI, main
+from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.errors import JerseyInputError
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import LEGAL_NUMBERS
 from jersey_cls.trainer import load_model
 
-from .conftest import fit_args
+from .conftest import CONFIGS, LABELS, fit_args
 
 
 def test_unknown_backbone_suggests_close_timm_names():
@@ -114,3 +116,57 @@ def test_class_weighted_loss_weighs_each_crop_by_its_class_inverse_frequency_in_
     with torch.no_grad():
         loss = float(unweighted.shared_step({"image": images, "target": targets}, "val").loss)
     assert loss == pytest.approx(float(nll.mean()), rel=1e-5)  # every crop counts the same
+
+
+def instantiate(data_root: Path, *flags: str) -> JerseyCLI:
+    """The fit command's model and data, as the CLI links them, without training."""
+    return JerseyCLI(JerseyClassifier, JerseyDataModule, run=False, parser_kwargs={"parser_mode": "omegaconf+"},
+                     args=["--config", str(CONFIGS / "base.yaml"), "--data.data_root", str(data_root),
+                           "--model.backbone", "test_resnet", *flags])  # fmt: skip
+
+
+def test_head_auto_reads_digits_for_jersey_numbers_and_classes_for_other_labels(jsonl_root, capsys):
+    numbers = instantiate(jsonl_root)
+    assert numbers.model.hparams.head == "digits" and numbers.datamodule.class_names == LEGAL_NUMBERS
+    with_illegible = instantiate(jsonl_root, "--data.illegible", "true")
+    assert with_illegible.model.hparams.head == "digits"
+    assert with_illegible.datamodule.class_names == [*LEGAL_NUMBERS, "illegible"]
+    assert "the digits head: --model.head auto, as every label is a jersey number" in capsys.readouterr().out
+    annotations = jsonl_root / "train" / "annotations.jsonl"
+    annotations.write_text(annotations.read_text().replace('"suffix": "23"', '"suffix": "coach"'))
+    others = instantiate(jsonl_root)
+    assert others.model.hparams.head == "classes" and others.datamodule.class_names == ["0", "00", "7", "coach"]
+    assert "the classes head: --model.head auto, as some labels are not jersey numbers: ['coach']" in (
+        capsys.readouterr().out
+    )
+    explicit = instantiate(jsonl_root, "--model.head", "classes", "--data.illegible", "true")
+    assert explicit.model.hparams.head == "classes"
+
+
+def test_an_auto_run_stores_its_head_and_every_command_reads_it(jsonl_root):
+    main(fit_args(jsonl_root, "--model.head", "auto", onnx=True))
+    last = torch.load("runs/jersey/checkpoints/last.ckpt", weights_only=True)
+    assert last["hyper_parameters"]["head"] == "digits"
+    assert json.loads(Path("runs/jersey/export/labels.json").read_text())["head"] == "digits"
+    assert (
+        "| head | digits (--model.head auto, as every label is a jersey number"
+        in Path("runs/jersey/model_card.md").read_text()
+    )
+    main(["predict", "--ckpt_path", "last", "--data.predict_path", str(jsonl_root / "test"), "--data.num_workers", "0"])
+    main(["export", "--ckpt_path", "last", "--data.num_workers", "0"])
+    assert json.loads(Path("runs/jersey/exports/last/labels.json").read_text())["class_names"] == LEGAL_NUMBERS
+    main(fit_args(jsonl_root, "--model.head", "auto", "--ckpt_path", "last", epochs=2))  # the resume keeps it
+    assert torch.load("runs/jersey/checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
+
+
+def test_a_classes_head_model_starts_an_auto_run_of_numbers_with_its_rows_by_label(jsonl_root):
+    main(fit_args(jsonl_root, "--trainer.default_root_dir", "season1"))  # the classes head, 4 classes
+    old = torch.load("season1/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    main(fit_args(jsonl_root, "--model.head", "auto", "--model.init_from", "season1/checkpoints/last.ckpt",
+                  "--model.lr", "0", "--ema.enabled", "false"))  # fmt: skip
+    new = torch.load("runs/jersey/checkpoints/last.ckpt", weights_only=True)
+    assert new["hyper_parameters"]["head"] == "digits"
+    for i, label in enumerate(LABELS):  # lr 0: the weights are the ones the run started from
+        row = LEGAL_NUMBERS.index(label)
+        assert torch.equal(new["state_dict"]["net.fc.weight"][row], old["net.fc.weight"][i]), label
+    assert "4 numbers carried over, 97 new, 0 dropped" in new["started_from"]

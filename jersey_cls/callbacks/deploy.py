@@ -149,6 +149,7 @@ class ModelCard(pl.Callback):
             run / "model_card.md",
             {
                 "backbone": model.hparams.backbone,
+                "head": f"{model.hparams.head} ({pl_module.head_choice})",
                 "started_from": pl_module.started_from,
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "flops": count_flops(model.net, model.hparams.image_size),

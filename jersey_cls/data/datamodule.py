@@ -63,7 +63,7 @@ class JerseyDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         strict: bool = False,
         class_names: list[str] | None = None,
-        all_numbers: bool = False,
+        all_numbers: bool | None = False,
         illegible: bool = False,
         illegible_labels: tuple[str, ...] = ("-1", "illegible"),
         frame_labels: str | None = None,
@@ -100,7 +100,8 @@ class JerseyDataModule(pl.LightningDataModule):
             class_names: Fixed class list in index order (the class weights are then 1). None derives it from
                 train; validate, test, predict and export take it from the checkpoint.
             all_numbers: Class list = the 101 legal numbers (0-99 and 00), those absent from train included; every
-                label must be one of them. Set by --model.head digits.
+                label must be one of them. None: so when every train label is one. Set by --model.head (digits:
+                true, classes: false, auto: None).
             illegible: Learn an "illegible" class (the last) from the crops whose number cannot be read: rows with
                 an empty label and the labels in illegible_labels. Off: those rows are skipped (and counted).
             illegible_labels: Labels that mean "cannot be read", such as SoccerNet's -1, with illegible on.
@@ -163,7 +164,7 @@ class JerseyDataModule(pl.LightningDataModule):
             )
         return Counter(label for _, label in self._read("train", required=True).samples)
 
-    def _derive_classes(self, counts: Counter, all_numbers: bool) -> list[str]:
+    def _derive_classes(self, counts: Counter, all_numbers: bool | None) -> list[str]:
         where = f"--data.data_root {self.data_root}"
         numbers = [label for label in counts if label != ILLEGIBLE]
         if len(numbers) < 2:
@@ -171,6 +172,8 @@ class JerseyDataModule(pl.LightningDataModule):
                 f"{where}: train has {len(numbers)} label ({', '.join(numbers)}); a classifier needs at least two. "
                 "Add crops of other numbers, or check that the labels were read from the right key or folder."
             )
+        if all_numbers is None:
+            all_numbers = all(is_legal(label) for label in numbers)
         if all_numbers:
             not_numbers = sorted((label for label in numbers if not is_legal(label)), key=label_sort_key)
             if not_numbers:
