@@ -1,7 +1,8 @@
-"""BenchProbe: a callback that `bench/run.py` appends to `jersey-cls fit` to time training steps and watch memory.
+"""BenchProbe: a callback that `bench/speed_run.py` appends to `jersey-cls fit` to time training steps and watch
+memory.
 
-Only training steps are timed (start-up, the sanity check and validation are not), the same span the plain
-loop in `plain_loop.py` times. Writes JSON to $JERSEY_BENCH_OUT.
+Only training steps after the first ``warmup_steps`` are timed (start-up, the sanity check and validation are
+not), the same span the hand-written loop in `baseline.py` times. Writes JSON to $JERSEY_BENCH_OUT.
 """
 
 import contextlib

@@ -23,15 +23,17 @@ BACKGROUNDS = [(200, 16, 46), (0, 45, 98), (253, 185, 39), (0, 122, 51), (85, 37
                (20, 20, 20), (0, 125, 197), (229, 95, 32), (12, 35, 64)]  # fmt: skip
 
 
-def digit_scans(seed: int = 0) -> dict[str, dict[int, list[np.ndarray]]]:
-    """{split: {digit: [8x8 float scans in 0-1]}}: 70% train, 15% valid, 15% test of each digit's scans."""
+def digit_scans(seed: int = 0, half: int | None = None) -> dict[str, dict[int, list[np.ndarray]]]:
+    """{split: {digit: [8x8 float scans in 0-1]}}: 70% train, 15% valid, 15% test of each digit's scans; of the
+    first or the second half of scikit-learn's scans only, with ``half`` 0 or 1, so that two sets share no scan."""
     from sklearn.datasets import load_digits
 
     scans = load_digits()
     rng = np.random.default_rng(seed)
     pools: dict[str, dict[int, list[np.ndarray]]] = {"train": {}, "valid": {}, "test": {}}
+    kept = np.arange(len(scans.images)) // ((len(scans.images) + 1) // 2) == half if half is not None else True
     for digit in range(10):
-        images = scans.images[scans.target == digit] / 16.0
+        images = scans.images[(scans.target == digit) & kept] / 16.0
         order = rng.permutation(len(images))
         cut_train, cut_valid = round(0.7 * len(images)), round(0.85 * len(images))
         for split, part in (("train", order[:cut_train]), ("valid", order[cut_train:cut_valid]),
@@ -88,10 +90,17 @@ def held_out_numbers(share: float, seed: int) -> list[str]:
 
 
 def write_numbers(
-    root: Path, held: list[str], per_number: dict[str, int], size: int, seed: int, numbers: list[str] = LEGAL_NUMBERS
+    root: Path,
+    held: list[str],
+    per_number: dict[str, int],
+    size: int,
+    seed: int,
+    numbers: list[str] = LEGAL_NUMBERS,
+    half: int | None = None,
 ) -> None:
-    """``per_number[split]`` crops of each of ``numbers`` per split, those in ``held`` in test only."""
-    pools = digit_scans(seed)
+    """``per_number[split]`` crops of each of ``numbers`` per split, those in ``held`` in test only, written with
+    the scans of ``half`` (see digit_scans)."""
+    pools = digit_scans(seed, half)
     seen = [n for n in numbers if n not in held]
     for split, count in per_number.items():
         chosen = numbers if split == "test" else seen

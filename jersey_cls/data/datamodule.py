@@ -93,7 +93,7 @@ class JerseyDataModule(pl.LightningDataModule):
             erasing_p: Probability of random erasing per training crop, at augment 1.
             decode_once: Decode every image once, when its loader is built, and keep the pixels in RAM (the
                 workers share them) instead of decoding each epoch. Off: decoding is under a tenth of a
-                worker's time per crop (bench/run.py data).
+                worker's time per crop (bench/speed_run.py data).
             cache_dir: Cache folder (embedded set, data-doctor results). None: $XDG_CACHE_HOME/jersey-cls or
                 ~/.cache/jersey-cls.
             strict: Refuse to train when the data doctor finds any problem, instead of skipping bad samples.

@@ -1,6 +1,6 @@
 """In the arena: illegible crops, calibrated confidence, one answer per player track.
 
-    python bench/tracks.py                   # about 6 minutes on a 2-core CPU
+    python bench/acc_tracks.py                   # about 6 minutes on a 2-core CPU
 
 Rendered with the synthetic engine: 24 numbers; train and valid hold readable crops of each and, as 40% of
 the crops, illegible ones (the back turned, the number hidden by an arm, or too small to read) labelled with
@@ -12,19 +12,14 @@ expected calibration error before and after the temperature on held-out test cro
 """
 
 import argparse
-import csv
 import json
 import random
-import subprocess
-import sys
-from collections import Counter
 from pathlib import Path
+
+from common import fit_predict, majority, read_csv, read_split, top1
 
 from jersey_cls.data.synthetic import PREFIX, Look, render_crop, render_illegible
 from jersey_cls.numbers import ILLEGIBLE, LEGAL_NUMBERS
-
-REPO = Path(__file__).resolve().parents[1]
-BASE = str(REPO / "configs" / "base.yaml")
 
 
 def write(folder: Path, rows: list[tuple[str, bool, dict]], seed: str) -> None:
@@ -58,11 +53,6 @@ def build(root: Path, args) -> list[str]:
     return numbers
 
 
-def majority(crops: list[dict]) -> str:
-    legible = [c["pred_label"] for c in crops if c["pred_label"] != ILLEGIBLE]
-    return Counter(legible).most_common(1)[0][0] if legible else ILLEGIBLE
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-tracks"))
@@ -74,47 +64,32 @@ def main() -> None:
     args = parser.parse_args()
     data, run = args.out / "data", args.out / "run"
     build(data, args)
-    common = ["--config", BASE, "--trainer.default_root_dir", str(run), "--trainer.enable_progress_bar", "false"]
-    commands = [
-        ["fit", *common, "--data.data_root", str(data), "--data.illegible", "true",
-         "--trainer.max_epochs", str(args.epochs)],
-        ["predict", *common, "--ckpt_path", "best", "--data.predict_path", str(data / "test"),
-         "--predictions.tracks", "track_id", "--predictions.path", str(run / "test.csv")],
-    ]  # fmt: skip
-    run.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "bench.log", "w") as log:
-        for command in commands:
-            if command[0] == "fit" and (run / "calibration.json").exists():
-                continue  # rerunning the bench reuses a finished fit
-            if subprocess.run(["jersey-cls", *command], stdout=log, stderr=subprocess.STDOUT).returncode:
-                sys.exit(f"bench: jersey-cls {' '.join(command)} failed; see {args.out / 'bench.log'}")
-    rows = [json.loads(line) for line in (data / "test" / "annotations.jsonl").read_text().splitlines()]
+    crops, _, _ = fit_predict(data, run, args.epochs, "--data.illegible", "true", reuse=True,
+                              predict_flags=["--predictions.tracks", "track_id"])  # fmt: skip
+    rows = read_split(data / "test")
     truth = {r["track_id"]: r["suffix"] for r in rows if r["suffix"]}  # a track's number, from its legible crops
-    with open(run / "test.csv", newline="") as f:
-        crops = list(csv.DictReader(f))
-    track_of = {str(data / "test" / r["image"]): r["track_id"] for r in rows}
+    track_of = {r["path"]: r["track_id"] for r in rows}
     for crop in crops:
         crop["label"] = crop["label"] or ILLEGIBLE
-    with open(run / "test_tracks.csv", newline="") as f:
-        by_logprob = {r["track"]: r["answer"] for r in csv.DictReader(f)}
-    by_track: dict[str, list[dict]] = {}
+    by_logprob = {r["track"]: r["answer"] for r in read_csv(run / "test_tracks.csv")}
+    by_track: dict[str, list[str]] = {}
     for crop in crops:
-        by_track.setdefault(track_of[crop["path"]], []).append(crop)
-    crop_accuracy = sum(c["pred_label"] == c["label"] for c in crops) / len(crops)
+        by_track.setdefault(track_of[crop["path"]], []).append(crop["pred_label"])
+    voted = {track: majority(labels) or ILLEGIBLE for track, labels in by_track.items()}
     legible = [c for c in crops if c["label"] != ILLEGIBLE]
     confident = sorted(crops, key=lambda c: -float(c["pred_prob"]))[: round(0.9 * len(crops))]
     calibration = json.loads((run / "calibration.json").read_text())
     results = {
         "crops": len(crops),
         "illegible share": 1 - len(legible) / len(crops),
-        "crop accuracy (number or illegible)": crop_accuracy,
-        "crop accuracy, legible crops": sum(c["pred_label"] == c["label"] for c in legible) / len(legible),
+        "crop accuracy (number or illegible)": top1(crops),
+        "crop accuracy, legible crops": top1(legible),
         "track accuracy, log-probability rule": sum(by_logprob[t] == truth[t] for t in truth) / len(truth),
-        "track accuracy, majority vote": sum(majority(by_track[t]) == truth[t] for t in truth) / len(truth),
+        "track accuracy, majority vote": sum(voted[t] == truth[t] for t in truth) / len(truth),
         "test ECE before temperature": calibration["ece"]["test before"],
         "test ECE after temperature": calibration["ece"]["test after"],
         "temperature": calibration["temperature"],
-        "crop accuracy at 90% coverage": sum(c["pred_label"] == c["label"] for c in confident) / len(confident),
+        "crop accuracy at 90% coverage": top1(confident),
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n{len(truth)} tracks of 8-20 crops, {args.numbers} numbers, {args.epochs} epochs")

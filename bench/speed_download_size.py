@@ -1,6 +1,6 @@
 """What `pip install -r requirements.lock` downloads on each platform, from PyPI's file sizes.
 
-    python bench/download_size.py            # needs uv (requirements-test.lock) and access to pypi.org
+    python bench/speed_download_size.py            # needs uv (requirements-test.lock) and access to pypi.org
 
 Resolves the lock for each platform with uv (resolution only), then sums, per package, the size of the
 largest platform-specific wheel that installs there for CPython 3.11 (the pure-Python wheel when there is
@@ -8,6 +8,7 @@ none): an upper bound on what pip downloads, close to it since a package's wheel
 little in size.
 """
 
+import argparse
 import json
 import os
 import re
@@ -17,7 +18,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO
+
 PLATFORMS = {  # uv's platform name: the wheel platform tags that install there
     "x86_64-manylinux_2_28": ("manylinux", "x86_64"),
     "aarch64-apple-darwin": ("macosx", "arm64"),
@@ -64,6 +66,8 @@ def wheel_size(name: str, version: str, tags: tuple[str, str]) -> int:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args()
     for platform, tags in PLATFORMS.items():
         pins = resolve(platform)
         with ThreadPoolExecutor(8) as pool:

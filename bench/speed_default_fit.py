@@ -1,7 +1,7 @@
 """The README's quick start, this checkout against an earlier commit: the whole default fit, side by side.
 
-    python bench/default_fit.py --before 6b74b40     # about 13 minutes a repeat on a 2-core CPU
-    python bench/default_fit.py --before 6b74b40 --flags "--data.augment 0.5"   # flags for both sides
+    python bench/speed_default_fit.py --before 6b74b40     # about 13 minutes a repeat on a 2-core CPU
+    python bench/speed_default_fit.py --before 6b74b40 --flags "--data.augment 0.5"   # flags for both sides
 
 Each side runs `jersey-cls fit --config configs/base.yaml` (the embedded set, 15 epochs) with its own code and
 its own base.yaml, in a fresh process; the two are interleaved, each going first in every other pair. The
@@ -13,22 +13,20 @@ val/acc_top1, and the ratio.
 import argparse
 import json
 import os
-import re
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, best_checkpoint, interleaved_samples, run
 
 
-def fit(code: Path, run: Path, *flags: str) -> tuple[float, float]:
-    """Wall seconds and best val/acc_top1 of a fit with the code and base.yaml of ``code``."""
+def fit(code: Path, folder: Path, *flags: str) -> tuple[float, float]:
+    """Wall seconds and best val/acc_top1 of a fit into ``folder`` with the code and base.yaml of ``code``."""
     command = [sys.executable, "-m", "jersey_cls", "fit", "--config", str(code / "configs" / "base.yaml"),
-               "--trainer.default_root_dir", str(run), "--trainer.enable_progress_bar", "false", *flags]  # fmt: skip
+               "--trainer.default_root_dir", str(folder), "--trainer.enable_progress_bar", "false", *flags]  # fmt: skip
     environment = {**os.environ, "PYTHONPATH": str(code), "PYTHONSAFEPATH": "1"}  # not the working folder's code
     imported = subprocess.run(
         [sys.executable, "-c", "import jersey_cls, importlib.resources as r; print(jersey_cls.__file__); "
@@ -39,19 +37,8 @@ def fit(code: Path, run: Path, *flags: str) -> tuple[float, float]:
     if imported.returncode or not all(Path(path).resolve().is_relative_to(code.resolve()) for path in paths):
         sys.exit(f"bench: {code} is not the jersey_cls (and its packaged base.yaml) that gets imported: "
                  f"{paths}{imported.stderr[-1000:]}")  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(command, env=environment, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        sys.exit(f"bench: fit with {code} failed:\n{done.stderr[-3000:]}")
-    scores = [
-        float(m.group(1))
-        for p in (run / "checkpoints").glob("best-*.ckpt")
-        if (m := re.search(r"acc=([0-9.]+)\.ckpt$", p.name))
-    ]
-    if not scores:
-        sys.exit(f"bench: the fit with {code} left no best checkpoint in {run}/checkpoints")
-    return seconds, max(scores)
+    seconds = run(command, env=environment)
+    return seconds, best_checkpoint(folder)[1]
 
 
 def main() -> None:
@@ -71,30 +58,30 @@ def main() -> None:
             packaged = before / "jersey_cls" / "configs"  # the wheel ships configs/ as jersey_cls.configs
             if not packaged.exists():
                 packaged.symlink_to(before / "configs", target_is_directory=True)
-            sides = {f"before ({args.before})": before, "now": REPO}
+            old = f"before ({args.before})"
+            sides = {old: before, "now": REPO}
             for code in sides.values():  # renders the embedded set into the cache
-                fit(
-                    code,
-                    Path(folder) / f"warm-up-{code.name}",
-                    "--trainer.max_epochs",
-                    "1",
-                    "--trainer.limit_train_batches",
-                    "2",
-                )
-            samples = {name: [] for name in sides}
-            for repeat in range(args.repeats):  # each side goes first in every other pair
-                for name, code in list(sides.items())[:: 1 if repeat % 2 == 0 else -1]:
-                    samples[name].append(fit(code, Path(folder) / f"{repeat}-{name[:3]}", *flags))
-                    print(name, samples[name][-1], flush=True)
+                fit(code, Path(folder) / f"warm-up-{code.name}", "--trainer.max_epochs", "1",
+                    "--trainer.limit_train_batches", "2")  # fmt: skip
+
+            def side(name: str):
+                def sample() -> tuple[float, float]:
+                    result = fit(sides[name], Path(tempfile.mkdtemp(dir=folder)), *flags)
+                    print(name, result, flush=True)
+                    return result
+
+                return sample
+
+            samples = interleaved_samples({name: side(name) for name in sides}, args.repeats, alternate=True)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)], capture_output=True)
             subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], capture_output=True)
     wall = {name: statistics.median(s for s, _ in runs) for name, runs in samples.items()}
     accuracy = {name: [a for _, a in runs] for name, runs in samples.items()}
     print(json.dumps({"wall seconds": wall, "best val/acc_top1": accuracy}, indent=2))
-    (old, new) = wall.values()
-    print(f"\nthe default fit, medians of {args.repeats}: before {old:.0f} s, now {new:.0f} s: "
-          f"{old / new:.3f}x as fast ({old - new:+.0f} s)")  # fmt: skip
+    then, now = wall[old], wall["now"]
+    print(f"\nthe default fit, medians of {args.repeats}: before {then:.0f} s, now {now:.0f} s: "
+          f"{then / now:.3f}x as fast ({then - now:+.0f} s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Next season: does starting from last season's model beat starting from scratch, on old and new numbers?
 
-    python bench/next_season.py              # about 15 minutes on a 2-core CPU
+    python bench/acc_next_season.py              # about 15 minutes on a 2-core CPU
 
 Real pixels: jersey numbers composed from scikit-learn's handwritten digit scans (bench/real_digits.py).
 Season A trains on 60% of the 101 numbers, 30 crops each. Season B adds 20% more numbers with only 10 crops
@@ -10,21 +10,14 @@ every season-B number with `jersey-cls predict`; the script reports top-1 on old
 """
 
 import argparse
-import csv
 import json
 import random
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_digits import compose, digit_scans, write_split  # noqa: E402
+from common import best_checkpoint, fit, fit_predict, top1
+from real_digits import compose, digit_scans, write_split
 
-from jersey_cls.numbers import LEGAL_NUMBERS  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-BASE = str(REPO / "configs" / "base.yaml")
+from jersey_cls.numbers import LEGAL_NUMBERS
 
 
 def write_season(root: Path, numbers: dict[str, int], test_numbers: list[str], seed: int) -> None:
@@ -39,29 +32,6 @@ def write_season(root: Path, numbers: dict[str, int], test_numbers: list[str], s
         write_split(root / split, crops)
 
 
-def fit_and_read(data: Path, run: Path, epochs: int, *flags: str) -> tuple[list[dict], float]:
-    common = ["--config", BASE, "--trainer.default_root_dir", str(run), "--trainer.enable_progress_bar", "false"]
-    log = run.parent / f"{run.name}.log"
-    run.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    commands = [
-        ["fit", *common, "--data.data_root", str(data), "--trainer.max_epochs", str(epochs), *flags],
-        ["predict", *common, "--ckpt_path", "best", "--data.predict_path", str(data / "test"),
-         "--predictions.path", str(run / "test.csv")],
-    ]  # fmt: skip
-    with open(log, "w") as out:
-        for command in commands:
-            if subprocess.run(["jersey-cls", *command], stdout=out, stderr=subprocess.STDOUT).returncode:
-                sys.exit(f"bench: jersey-cls {' '.join(command)} failed; see {log}")
-    with open(run / "test.csv", newline="") as f:
-        return list(csv.DictReader(f)), time.perf_counter() - started
-
-
-def top1(rows: list[dict], numbers: set[str]) -> float:
-    picked = [row for row in rows if row["label"] in numbers]
-    return sum(row["pred_label"] == row["label"] for row in picked) / max(1, len(picked))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-next-season"))
@@ -74,14 +44,13 @@ def main() -> None:
     write_season(args.out / "data" / "a", dict.fromkeys(old, 30), old, seed=1)
     write_season(args.out / "data" / "b", {**dict.fromkeys(old, 30), **dict.fromkeys(new, 10)}, old + new, seed=2)
     head = ["--model.head", args.head]
-    if not (args.out / "a" / "checkpoints").is_dir():
-        fit_and_read(args.out / "data" / "a", args.out / "a", args.epochs_a, *head)
-    best_a = str(max((args.out / "a" / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stem.rsplit("=", 1)[1]))
+    fit(args.out / "data" / "a", args.out / "a", args.epochs_a, *head, reuse=True)  # a rerun keeps season A
+    best_a = str(best_checkpoint(args.out / "a")[0])
     results = {}
     for name, flags in (("from season A", ["--model.init_from", best_a]), ("from scratch", [])):
-        rows, seconds = fit_and_read(args.out / "data" / "b", args.out / name.replace(" ", "_"), args.epochs_b,
+        rows, *seconds = fit_predict(args.out / "data" / "b", args.out / name.replace(" ", "_"), args.epochs_b,
                                      *head, *flags)  # fmt: skip
-        results[name] = {"old": top1(rows, set(old)), "new": top1(rows, set(new)), "seconds": seconds}
+        results[name] = {"old": top1(rows, set(old)), "new": top1(rows, set(new)), "seconds": sum(seconds)}
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\nseason B, {args.epochs_b} epochs, {args.head} head: {len(old)} old numbers (30 crops each), "
           f"{len(new)} new (10 each)")  # fmt: skip

@@ -1,31 +1,21 @@
-"""jersey-cls speed and memory, as ratios measured side by side in one run: python bench/run.py
+"""jersey-cls speed and memory, as ratios measured side by side in one run: python bench/speed_run.py
 
 Each comparison runs its contenders interleaved (A B A B ...), each in a fresh process, and reports medians,
-so a noisy machine slows both sides alike. Figures are for this machine; the ratios are what travel.
+so a noisy machine slows both sides alike. Figures are for this machine; the ratios are what travel. The
+hand-written contender is bench/baseline.py at base.yaml's recipe; both sides train on base.yaml's augmentation.
 """
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BENCH = Path(__file__).resolve().parent
-BASE = str(REPO / "configs" / "base.yaml")
+from common import BASE, BENCH, interleaved, run, run_json
+
+# bench/ on the path lets `jersey-cls fit` import probe.BenchProbe.
 ENV = {**os.environ, "PYTHONPATH": str(BENCH), "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
-
-
-def run(command: list[str], out: Path | None = None) -> dict:
-    env = {**ENV, "JERSEY_BENCH_OUT": str(out)} if out else ENV
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=out.parent if out else None)
-    if done.returncode != 0:
-        sys.exit(f"bench: {' '.join(command[:3])} ... failed:\n{done.stderr[-3000:]}")
-    return json.loads(out.read_text() if out else done.stdout.strip().splitlines()[-1])
 
 
 def jersey_fit(args, *flags: str, steps: int | None = None) -> dict:
@@ -36,35 +26,26 @@ def jersey_fit(args, *flags: str, steps: int | None = None) -> dict:
         command = ["jersey-cls", "fit", "--config", BASE, "--trainer.default_root_dir", run_dir,
                    "--trainer.callbacks+=probe.BenchProbe",
                    *(limit if steps != 0 else []), *flags]  # fmt: skip
-        return run(command, Path(run_dir) / "bench.json")
+        return run_json(command, Path(run_dir) / "bench.json", ENV)
 
 
-def plain(args, mode: str, *flags: str) -> dict:
-    command = [sys.executable, str(BENCH / "plain_loop.py"), mode, "--steps", str(args.steps)]
-    command += ["--batch-size", str(args.batch_size), *flags]
-    return run(command)
-
-
-def images_per_second(result: dict) -> float:
+def jersey_rate(args, *flags: str) -> float:
+    """Images a second of jersey_fit's training steps."""
+    result = jersey_fit(args, *flags)
     return result["images"] / result["seconds"]
 
 
-def interleaved(contenders: dict, repeats: int, measure=images_per_second) -> dict[str, float]:
-    """Median of ``measure`` for each contender, run in turn ``repeats`` times."""
-    samples = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, contender in contenders.items():
-            samples[name].append(measure(contender()))
-    return {name: statistics.median(values) for name, values in samples.items()}
+def baseline_rate(args, mode: str, *flags: str) -> float:
+    """Images a second of a mode of the hand-written loop, bench/baseline.py, in its own process."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, str(BENCH / "baseline.py"), mode, "--steps", str(args.steps)]
+        command += ["--batch-size", str(args.batch_size), *flags]
+        result = run_json(command, Path(folder) / "bench.json", ENV)
+    return result["images"] / result["seconds"]
 
 
 def wall_seconds(command: list[str]):
-    def measure() -> dict:
-        started = time.perf_counter()
-        subprocess.run(command, capture_output=True, env=ENV, check=True)
-        return {"seconds": time.perf_counter() - started}
-
-    return measure
+    return lambda: run(command, env=ENV)
 
 
 def report(title: str, rows: list[tuple[str, str]]) -> None:
@@ -74,13 +55,14 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def bench_fit(args) -> None:
+    no_ema = ("--ema.enabled", "false")
     rates = interleaved(
         {
-            "plain": lambda: plain(args, "train"),
-            "jersey": lambda: jersey_fit(args, "--ema.enabled", "false"),
-            "jersey_ema": lambda: jersey_fit(args),
-            "jersey_nhwc": lambda: jersey_fit(args, "--ema.enabled", "false", "--model.channels_last", "true"),
-            "jersey_compiled": lambda: jersey_fit(args, "--ema.enabled", "false", "--model.compile", "true"),
+            "plain": lambda: baseline_rate(args, "train"),
+            "jersey": lambda: jersey_rate(args, *no_ema),
+            "jersey_ema": lambda: jersey_rate(args),
+            "jersey_nhwc": lambda: jersey_rate(args, *no_ema, "--model.channels_last", "true"),
+            "jersey_compiled": lambda: jersey_rate(args, *no_ema, "--model.compile", "true"),
         },
         args.repeats,
     )
@@ -102,9 +84,9 @@ def bench_fit(args) -> None:
 
 def bench_data(args) -> None:
     contenders = {
-        "loader": lambda: plain(args, "loader"),
-        "loader_decoded": lambda: plain(args, "loader", "--decode-once"),
-        "model": lambda: plain(args, "model"),
+        "loader": lambda: baseline_rate(args, "loader"),
+        "loader_decoded": lambda: baseline_rate(args, "loader", "--decode-once"),
+        "model": lambda: baseline_rate(args, "model"),
     }
     rates = interleaved(contenders, args.repeats)
     decode, augment = per_crop_milliseconds(args)
@@ -125,12 +107,13 @@ def bench_data(args) -> None:
 def per_crop_milliseconds(args, crops: int = 300) -> tuple[float, float]:
     """What a decode cache could save: decoding a crop against augmenting it, single-threaded."""
     import torch
+    from baseline import base_augmentation
 
     from jersey_cls.data.datamodule import JerseyDataModule
     from jersey_cls.data.images import load_rgb
 
     torch.set_num_threads(1)  # as in a DataLoader worker
-    data = JerseyDataModule(image_size=args.image_size, num_workers=0)
+    data = JerseyDataModule(image_size=args.image_size, num_workers=0, **base_augmentation())
     data.prepare_data()
     dataset = data.train_dataloader().dataset
     paths = [path for path, _ in dataset.samples[:crops]]
@@ -151,7 +134,6 @@ def bench_startup(args) -> None:
             "print_config": wall_seconds(["jersey-cls", "fit", "--config", BASE, "--print_config"]),
         },
         args.repeats + 2,
-        measure=lambda result: result["seconds"],
     )
     report(
         "start-up, seconds",
@@ -190,13 +172,13 @@ def bench_inference(args) -> None:
                     started = time.perf_counter()
                     for _ in range(calls):
                         model(images)
-                    return {"images": calls * len(images), "seconds": time.perf_counter() - started}
+                    return calls * len(images) / (time.perf_counter() - started)
 
             def ort(uint8=uint8, calls=calls):
                 started = time.perf_counter()
                 for _ in range(calls):
                     session.run(None, {"images": uint8})
-                return {"images": calls * len(uint8), "seconds": time.perf_counter() - started}
+                return calls * len(uint8) / (time.perf_counter() - started)
 
             eager(), ort()  # warm-up
             rates = interleaved({"eager": eager, "ort": ort}, args.repeats + 2)
@@ -232,7 +214,7 @@ def main() -> None:
     parser.add_argument("sections", nargs="*", help=f"some of {', '.join(SECTIONS)}; default: all")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per contender")
     parser.add_argument("--steps", type=int, default=25, help="training steps per fit measurement")
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=64, help="the inference and per-crop measurements")
     parser.add_argument("--batch-size", type=int, default=64, help="both sides of the fit and data comparisons")
     parser.add_argument("--memory-epochs", type=int, default=5)
     args = parser.parse_args()
