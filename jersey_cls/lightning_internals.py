@@ -17,11 +17,14 @@ changes. On a Lightning upgrade, check each:
   https://github.com/Lightning-AI/pytorch-lightning/pull/21455
 - `WeightAveraging._average_model`: whether the EMA callback holds an average (fit) or not (evaluation).
   https://github.com/Lightning-AI/pytorch-lightning/pull/20545
-- `WeightAveraging._swap_models` (overridden: the swap without copies) and `ModelCheckpoint._save_checkpoint`
-  (wrapped: best checkpoints are saved with the average in the model), in jersey_cls.callbacks.
+- `WeightAveraging._swap_models`, overridden by `StorageSwap` (the swap without copies, which the EMA uses), and
+  `ModelCheckpoint._save_checkpoint`, wrapped by `SaveContext` (best checkpoints are saved with the average in
+  the model). https://github.com/Lightning-AI/pytorch-lightning/pull/20545
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
 
 import torch
@@ -129,3 +132,44 @@ class NoCheckpointHyperparameters:
 
 def holds_average(weight_averaging: WeightAveraging) -> bool:
     return weight_averaging._average_model is not None
+
+
+class StorageSwap(WeightAveraging):
+    """WeightAveraging whose swap of the average into the model, around validation, exchanges the tensors'
+    storage instead of copying every tensor three times; the parameter objects the optimizer holds stay."""
+
+    def _swap_models(self, pl_module) -> None:
+        module = self._average_model.module
+        average = [*module.parameters(), *module.buffers()]
+        current = [*pl_module.parameters(), *pl_module.buffers()]
+        alike = len(average) == len(current) and all(
+            (a.shape, a.dtype, a.device) == (c.shape, c.dtype, c.device) for a, c in zip(average, current, strict=True)
+        )
+        if not alike:  # not the copy the average started from: Lightning's copying swap
+            super()._swap_models(pl_module)
+            return
+        for a, c in zip(average, current, strict=True):
+            a.data, c.data = c.data, a.data
+
+    @contextmanager
+    def averaged(self, pl_module) -> Iterator[None]:
+        """The model holds the averaged weights inside the block (as during validation), if there is an average."""
+        if not holds_average(self):
+            yield
+            return
+        self._swap_models(pl_module)
+        try:
+            yield
+        finally:
+            self._swap_models(pl_module)
+
+
+class SaveContext(ModelCheckpoint):
+    """ModelCheckpoint whose every save runs inside ``saving(trainer)``, a context a subclass chooses."""
+
+    def saving(self, trainer) -> AbstractContextManager:
+        return nullcontext()
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        with self.saving(trainer):
+            super()._save_checkpoint(trainer, filepath)

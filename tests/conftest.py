@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jersey_cls.data.synthetic import Look, render_crop
+from jersey_cls.synth.render import Look, render_crop
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 LABELS = ["0", "00", "7", "23"]

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,17 +130,13 @@ def test_a_track_of_illegible_crops_answers_illegible(with_illegible):
     assert len(tracks) == 5 and all(t["answer"] == "illegible" and t["crops_used"] == "0" for t in tracks)
 
 
-def readme_tracks_snippet() -> str:
-    return re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)[1]
-
-
-def test_the_readme_track_rule_over_onnx_answers_what_predict_answers(with_illegible):
+def test_the_track_example_over_onnx_answers_what_predict_answers(with_illegible):
     main(fit_args(with_illegible, "--data.illegible", "true", "--model.lr", "0.01", epochs=2, onnx=True))
     test = with_illegible / "test"
     main(["predict", "--ckpt_path", "best", "--data.predict_path", str(test), "--predictions.tracks", "track_id"])
     expected = {row["track"]: row["answer"] for row in read_rows(RUN / "predictions" / "test_tracks.csv")}
-    Path("read_tracks.py").write_text(readme_tracks_snippet())
-    done = subprocess.run([sys.executable, "read_tracks.py", str(RUN / "export"), str(test / "annotations.jsonl"),
+    example = REPO / "examples" / "read_tracks.py"
+    done = subprocess.run([sys.executable, str(example), str(RUN / "export"), str(test / "annotations.jsonl"),
                            "track_id"], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()} == expected

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from jersey_cls.cli import main
 
@@ -29,7 +30,7 @@ def fails(capsys, args: list[str]) -> str:
         (["fit", *BASE, "--data.image_size", "0"], '"data.image_size":\n  Not of type PositiveInt: 0'),
         (["fit", *BASE, "--data.batch_size", "-3"], '"data.batch_size":\n  Not of type PositiveInt: -3'),
         (["fit", *BASE, "--data.num_workers", "-1"], '"data.num_workers":\n  Not of type NonNegativeInt'),
-        (["fit", *BASE, "--data.jpeg_p", "1.5"], '"data.jpeg_p":\n  Not of type ClosedUnitInterval'),
+        (["fit", *BASE, "--data.augment.jpeg_p", "1.5"], "--data.augment.jpeg_p 1.5: give a value from 0 to 1"),
         (["predict", *BASE, "--predictions.top_k", "0"], '"predictions.top_k":\n  Not of type PositiveInt'),
         (["fit", *BASE, "--last_checkpoint.every_n_minutes", "0"], "--last_checkpoint.every_n_minutes 0"),
     ],
@@ -90,3 +91,18 @@ def test_one_image_is_a_valid_predict_path_and_a_binary_file_is_not(jsonl_root, 
     blob.write_bytes(bytes(range(256)))
     error = fails(capsys, eval_args("predict", jsonl_root, "--data.predict_path", str(blob)))
     assert "--data.predict_path weights.bin: neither an image" in error
+
+
+def test_a_config_saved_before_the_package_was_laid_out_by_concern_names_the_new_class_paths(capsys, tmp_path):
+    old = (CONFIGS / "base.yaml").read_text().replace("jersey_cls.training.BestCheckpoints",
+                                                      "jersey_cls.callbacks.BestCheckpoints")  # fmt: skip
+    (tmp_path / "old.yaml").write_text(old)
+    error = fails(capsys, ["fit", "--config", str(tmp_path / "old.yaml")])
+    assert "jersey_cls.callbacks.BestCheckpoints is now jersey_cls.training.BestCheckpoints" in error
+
+    config = yaml.safe_load((CONFIGS / "base.yaml").read_text())
+    config["data"].update(config["data"].pop("augment"))  # the flat options of before
+    config["data"]["augment"] = config["data"].pop("strength")
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(config))
+    error = fails(capsys, ["fit", "--config", str(tmp_path / "old.yaml")])
+    assert "data.augment -> data.augment.strength" in error and "data.jpeg_p -> data.augment.jpeg_p" in error

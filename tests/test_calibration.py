@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from jersey_cls.calibration import fit_temperature
+from jersey_cls.evaluation.calibration import fit_temperature
 
 from .conftest import numpy_ece
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+import jersey_cls
 from jersey_cls.cli import main
 from jersey_cls.model import JerseyClassifier
 
@@ -98,10 +99,14 @@ def test_installed_command_reports_bad_input_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_python_dash_m_works():
+def test_the_command_introduces_itself_and_says_its_version():
     result = subprocess.run([sys.executable, "-m", "jersey_cls", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    assert "fit" in result.stdout and "validate" in result.stdout and "predict" in result.stdout
+    assert "jersey-cls trains the classifier that reads basketball jersey numbers" in result.stdout
+    for command in ("fit", "validate", "test", "predict", "export"):
+        assert re.search(rf"^  {command} +\w", result.stdout, re.M), command  # listed, with what it does
+    version = subprocess.run([sys.executable, "-m", "jersey_cls", "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == f"jersey-cls {jersey_cls.__version__}"
 
 
 @pytest.mark.slow  # the README's quick start: 15 epochs of ResNet18

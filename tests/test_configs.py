@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jersey_cls.cli import JerseyCLI, main
+from jersey_cls.cli import main
+from jersey_cls.cli.app import JerseyCLI
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
 
@@ -87,7 +88,7 @@ def test_t4_values_land_in_the_trainer(capsys, jsonl_root):
 
 def test_a_gpu_recipe_on_a_machine_without_usable_cuda_gets_a_diagnosis(monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("jersey_cls.gpu.driver_version", lambda: "535.104.05")  # too old for CUDA 13 wheels
+    monkeypatch.setattr("jersey_cls.cli.gpu.driver_version", lambda: "535.104.05")  # too old for CUDA 13 wheels
     monkeypatch.setattr("torch.version.cuda", "13.0")
     with pytest.raises(SystemExit) as stop:
         main(["fit", *config_args(["base.yaml", "t4.yaml"])])

@@ -13,9 +13,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from jersey_cls.callbacks.divergence import all_finite
-from jersey_cls.checkpoint_io import AtomicCheckpointIO
 from jersey_cls.cli import main
+from jersey_cls.training.checkpoint_io import AtomicCheckpointIO
+from jersey_cls.training.divergence import all_finite
 
 from .conftest import CONFIGS, fit_args
 

@@ -6,10 +6,10 @@ import torch
 from torchvision.transforms import v2
 
 from jersey_cls.data.datamodule import JerseyDataModule
-from jersey_cls.data.layouts import label_sort_key
 from jersey_cls.data.sampling import EpochSampler
-from jersey_cls.data.synthetic import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset
-from jersey_cls.errors import JerseyInputError
+from jersey_cls.messages import JerseyInputError
+from jersey_cls.numbers import label_sort_key
+from jersey_cls.synth.sets import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset
 
 from .conftest import LABELS, write_crop
 
@@ -127,7 +127,7 @@ def test_embedded_dataset_is_rendered_once_and_reused(tmp_path):
         (lambda root: None, "--data.data_root .*no such folder"),
         (lambda root: (root / "val" / "7").mkdir(parents=True), "no train/ split"),
         (lambda root: (root / "train" / "7").mkdir(parents=True), "split 'train' .* has no usable images"),
-        (lambda root: (root / "train").mkdir(parents=True), "neither a Roboflow JSONL split .* nor an ImageFolder"),
+        (lambda root: (root / "train").mkdir(parents=True), "neither a Roboflow JSONL split .* nor a SoccerNet"),
     ],
     ids=["missing-root", "missing-train", "empty-split", "unknown-layout"],
 )

@@ -12,10 +12,10 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
-from jersey_cls.calibration import fit_temperature
-from jersey_cls.callbacks.deploy import uncalibrated_scores
 from jersey_cls.data.datamodule import JerseyDataModule
-from jersey_cls.trainer import load_model
+from jersey_cls.evaluation.calibrate import uncalibrated_scores
+from jersey_cls.evaluation.calibration import fit_temperature
+from jersey_cls.training.checkpoints import load_model
 
 from .conftest import CONFIGS, eval_args, fit_args, predictions_of, printed_metric
 from .test_metrics import top_labels

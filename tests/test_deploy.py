@@ -1,6 +1,5 @@
 import csv
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -109,14 +108,10 @@ def test_predict_matches_validate_and_reports_unreadable_images(trained, capsys)
     assert sum(row["pred_label"] == row["label"] for row in readable) / len(readable) == pytest.approx(validate_acc)
 
 
-def readme_deploy_snippet() -> str:
-    return re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
-
-
-def run_readme_snippet(export: Path, paths: list[str]) -> dict[str, str]:
-    """The README's deploy snippet, as written, run as a script: {crop path: label it printed}."""
-    Path("read_numbers.py").write_text(readme_deploy_snippet())
-    done = subprocess.run([sys.executable, "read_numbers.py", str(export), *paths], capture_output=True, text=True)
+def run_example(export: Path, paths: list[str]) -> dict[str, str]:
+    """examples/read_numbers.py, as a user runs it: {crop path: label it printed}."""
+    command = [sys.executable, str(REPO / "examples" / "read_numbers.py"), str(export), *paths]
+    done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()}
 
@@ -127,11 +122,11 @@ def predicted_labels() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("head", ["classes", "digits"])
-def test_readme_deploy_snippet_answers_what_predict_answers(jsonl_root, head):
+def test_the_onnx_example_answers_what_predict_answers(jsonl_root, head):
     main(fit_args(jsonl_root, "--model.head", head, "--model.lr", "0.01", epochs=2, onnx=True))
     main(eval_args("predict", jsonl_root, "--data.predict_path", str(jsonl_root / "valid"), "--ckpt_path", "best"))
     predicted = predicted_labels()
-    assert run_readme_snippet(RUN / "export", list(predicted)) == predicted  # fit's export of its best checkpoint
+    assert run_example(RUN / "export", list(predicted)) == predicted  # fit's export of its best checkpoint
 
     if head == "digits":  # a number train never showed can only come from the tens and units outputs
         checkpoint = torch.load(LAST, weights_only=True)
@@ -145,7 +140,7 @@ def test_readme_deploy_snippet_answers_what_predict_answers(jsonl_root, head):
         with open(predictions_of(Path("unseen")), newline="") as f:
             predicted = {row["path"]: row["pred_label"] for row in csv.DictReader(f)}
         assert set(predicted.values()) == {"47"} and "47" not in LABELS
-        assert run_readme_snippet(Path("unseen/exports/reads_47"), list(predicted)) == predicted
+        assert run_example(Path("unseen/exports/reads_47"), list(predicted)) == predicted
 
 
 def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(jsonl_root, capsys):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from jersey_cls.cli import main
-from jersey_cls.synth import main as synth
+from jersey_cls.cli.synth import main as synth
 
 from .conftest import CONFIGS
 

@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from jersey_cls.cli import main
-from jersey_cls.console import jersey_console
 from jersey_cls.data import doctor
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.images import load_rgb
 from jersey_cls.data.layouts import read_split
+from jersey_cls.messages import jersey_console
 
 from .conftest import fit_args
 

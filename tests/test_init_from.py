@@ -9,9 +9,10 @@ from lightning.pytorch.callbacks import Callback
 from safetensors.torch import save_file
 
 from jersey_cls.cli import main
-from jersey_cls.errors import JerseyInputError
+from jersey_cls.messages import JerseyInputError
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import LEGAL_NUMBERS
+from jersey_cls.training.start import load_start_weights
 
 from .conftest import LABELS, fit_args, write_crop
 
@@ -23,13 +24,20 @@ def save_model(model: JerseyClassifier, path: Path) -> None:
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
 
 
+def started(*args, **kwargs) -> JerseyClassifier:
+    """A model as a new run builds it, with the weights it starts from loaded."""
+    model = JerseyClassifier(*args, **kwargs)
+    model.started_from = load_start_weights(model)
+    return model
+
+
 @pytest.mark.parametrize("head", ["classes", "digits"])
 def test_classifier_rows_carry_over_by_label_and_new_numbers_start_fresh(head):
     classes = (lambda names: LEGAL_NUMBERS) if head == "digits" else (lambda names: names)
     old = JerseyClassifier(classes(OLD), backbone="test_resnet", head=head)
     save_model(old, Path("last_season.ckpt"))
     torch.manual_seed(1)
-    new = JerseyClassifier(classes(NEW), backbone="test_resnet", head=head, init_from="last_season.ckpt")
+    new = started(classes(NEW), backbone="test_resnet", head=head, init_from="last_season.ckpt")
     torch.manual_seed(1)
     fresh = JerseyClassifier(classes(NEW), backbone="test_resnet", head=head)
     old_fc, new_fc, fresh_fc = (m.net.fc.weight.detach() for m in (old, new, fresh))
@@ -153,4 +161,4 @@ def test_every_way_to_fail_has_its_own_message(monkeypatch):
     ]
     for kwargs, message in cases:
         with pytest.raises(JerseyInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            JerseyClassifier(["0", "00"], **{"backbone": "test_resnet", **kwargs})
+            started(["0", "00"], **{"backbone": "test_resnet", "head": "classes", **kwargs})

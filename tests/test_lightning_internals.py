@@ -11,8 +11,8 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
 
 from jersey_cls import lightning_internals as internals
-from jersey_cls.callbacks import EMA
-from jersey_cls.trainer import JerseyTrainer
+from jersey_cls.cli.trainer import JerseyTrainer
+from jersey_cls.training import EMA
 
 
 def test_signal_connector_is_swappable_and_received_sigterm_is_what_the_trainer_reads():

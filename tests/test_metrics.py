@@ -17,7 +17,7 @@ from sklearn.metrics import (
 )
 
 from jersey_cls.cli import main
-from jersey_cls.model import evaluation_metrics
+from jersey_cls.model.metrics import evaluation_metrics
 
 from .conftest import eval_args, fit_args, numpy_ece, predictions_of, printed_metric, write_crop
 

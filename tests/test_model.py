@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from jersey_cls.cli import JerseyCLI, main
+from jersey_cls.cli import main
+from jersey_cls.cli.app import JerseyCLI
 from jersey_cls.data.datamodule import JerseyDataModule
-from jersey_cls.errors import JerseyInputError
+from jersey_cls.messages import JerseyInputError
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import LEGAL_NUMBERS
-from jersey_cls.trainer import load_model
+from jersey_cls.training.checkpoints import load_model
+from jersey_cls.training.start import load_start_weights
 
 from .conftest import CONFIGS, LABELS, fit_args
 
@@ -25,7 +27,7 @@ def test_unavailable_pretrained_weights_name_the_fix(monkeypatch):
     # test) when first imported, which may be before this test: without this line it waits on the network.
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(JerseyInputError, match="--model.pretrained false"):
-        JerseyClassifier(class_names=["0", "00"], backbone="test_resnet", pretrained=True)
+        load_start_weights(JerseyClassifier(class_names=["0", "00"], backbone="test_resnet", pretrained=True))
 
 
 def test_forward_takes_raw_uint8_crops_and_top5_is_clipped():

@@ -11,7 +11,7 @@ import torch
 
 from jersey_cls.cli import main
 from jersey_cls.data.datamodule import JerseyDataModule
-from jersey_cls.errors import JerseyInputError
+from jersey_cls.messages import JerseyInputError
 
 from .conftest import SOCCERNET_TRACKS, fit_args, printed_metric
 
@@ -99,7 +99,7 @@ def test_frames_per_track_reads_evenly_spaced_frames_everywhere(soccernet_root):
     test = str(soccernet_root / "test")
     data = JerseyDataModule(data_root=str(soccernet_root), frames_per_track=3, predict_path=test)
     data.setup("predict")
-    assert len(data.predict_inputs) == 6 * 3 and data.predict_tracks == ["t0", "t1", "t2", "t3", "t4", "t5"]
+    assert len(data.predict.inputs) == 6 * 3 and data.predict.tracks == ["t0", "t1", "t2", "t3", "t4", "t5"]
 
 
 def test_frame_labels_make_the_frames_a_first_model_reads_as_illegible_illegible_in_train_only(soccernet_root):

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from jersey_cls.data.images import load_rgb
-from jersey_cls.errors import JerseyWarning
+from jersey_cls.messages import JerseyWarning
 from jersey_cls.seeds import derive_seed
 
 
@@ -39,8 +39,8 @@ class CropDataset(Dataset):
         try:
             image = self.decoded[path] if path in self.decoded else load_rgb(path)
             if epoch is not None and self.seed is not None:
-                # The transforms draw from torch's global CPU generator. Reseeding it (not forking it: 70x the
-                # cost) is harmless in the main process too, where the model reseeds it at every step.
+                # The transforms draw from torch's global CPU generator. Reseeding it (forking it costs far more) is
+                # harmless in the main process too, where the model reseeds it at every step.
                 torch.random.default_generator.manual_seed(derive_seed(self.seed, epoch, position))
             return {"image": self.transform(image), "target": target, "index": index}
         except (OSError, ValueError) as error:

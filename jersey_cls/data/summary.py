@@ -3,7 +3,8 @@
 from collections import Counter
 from pathlib import Path
 
-from jersey_cls.data.layouts import Split, label_sort_key
+from jersey_cls.data.layouts import Split
+from jersey_cls.numbers import label_sort_key
 
 
 def summarize(splits: dict[str, Split], class_names: list[str], data_root: Path) -> dict:

@@ -1,0 +1,37 @@
+"""One answer per player track over jersey-cls's ONNX export, by predict's rule: the crops judged legible add up
+their log-probabilities, and a track with none is illegible.
+
+    python read_tracks.py runs/jersey/export crops/annotations.jsonl track_id
+
+It reads every row of the file; `jersey-cls predict --predictions.tracks track_id` reads at most
+--data.frames_per_track crops of a track (16), and given the same crops it answers what this answers
+(tests/test_arena.py runs this file)."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+export, jsonl, key = sys.argv[1:4]
+labels = json.loads(Path(export, "labels.json").read_text())
+session = ort.InferenceSession(f"{export}/model.onnx")
+names, size = labels["class_names"], labels["image_size"]
+rows = [json.loads(line) for line in Path(jsonl).read_text().splitlines()]
+
+
+def read(row):
+    image = Image.open(Path(jsonl).parent / row["image"]).convert("RGB").resize((size, size), Image.BILINEAR)
+    return np.asarray(image).transpose(2, 0, 1)  # uint8, channels first
+
+
+probabilities = session.run(["probabilities"], {"images": np.stack([read(row) for row in rows])})[0]
+numbers = [i for i, name in enumerate(names) if name != "illegible"]
+evidence = {row[key]: np.zeros(len(numbers)) for row in rows}
+for row, p in zip(rows, probabilities, strict=True):
+    if names[p.argmax()] != "illegible":  # legible crops vote with their log-probabilities
+        evidence[row[key]] += np.log(np.clip(p[numbers], 1e-12, 1))
+for track, votes in evidence.items():
+    print(track, names[numbers[votes.argmax()]] if votes.any() else "illegible")

@@ -1,0 +1,149 @@
+"""jersey-cls-synth: render jersey-number crops, or top up the rare and absent numbers of a train split."""
+
+import re
+import sys
+import time
+from collections import Counter
+from itertools import zip_longest
+from pathlib import Path
+
+from PIL import Image, ImageFont
+
+from jersey_cls.data.layouts import read_split_dir
+from jersey_cls.messages import JerseyInputError
+from jersey_cls.numbers import LEGAL_NUMBERS, label_sort_key
+from jersey_cls.synth.render import Look
+from jersey_cls.synth.sets import render_set
+from jersey_cls.synth.sheet import contact_sheet
+
+
+def parse_numbers(numbers: str) -> list[str]:
+    """ "0 00 7 23", "0,00,7" or "[0, 00, 7]" as labels, "00" kept; "all" is the 101 legal numbers."""
+    if numbers.strip().lower() == "all":
+        return list(LEGAL_NUMBERS)
+    labels = [n for n in re.split(r"[\s,\[\]'\"]+", numbers) if n]
+    bad = [n for n in labels if not n.isdigit()]
+    if bad or not labels:
+        raise JerseyInputError(
+            f"--numbers {numbers!r}: {'not numbers: ' + ', '.join(bad) if bad else 'no numbers given'}. "
+            'Give numbers separated by spaces or commas, e.g. --numbers "0 00 7 23", or --numbers all.'
+        )
+    return list(dict.fromkeys(labels))
+
+
+def check_look(look: Look) -> None:
+    """Every --look.* value usable, so a bad one fails now, not after minutes of rendering."""
+    problems = [f"--look.{name} {getattr(look, name)}: a probability is between 0 and 1"
+                for name in ("outline_p", "shadow_p", "fold_p", "occlusion_p", "motion_blur_p")
+                if not 0 <= getattr(look, name) <= 1]  # fmt: skip
+    if not 0 < look.downscale[0] <= look.downscale[1] <= 1:
+        problems.append(f"--look.downscale {list(look.downscale)}: give [low, high] with 0 < low <= high <= 1")
+    if not 1 <= look.jpeg_quality[0] <= look.jpeg_quality[1] <= 100:
+        problems.append(f"--look.jpeg_quality {list(look.jpeg_quality)}: give [low, high] within 1-100")
+    if not 0 <= look.perspective <= 0.3:
+        problems.append(f"--look.perspective {look.perspective}: give a corner shift between 0 and 0.3 of the side")
+    if look.size < 16:
+        problems.append(f"--look.size {look.size}: too small to draw digits; use 16 or more (96 is the default)")
+    for font in look.fonts:
+        try:
+            ImageFont.truetype(str(Path(font).expanduser()), 12)
+        except OSError as error:
+            problems.append(f"--look.fonts {font}: cannot be read as a TrueType/OpenType font ({error})")
+    if problems:
+        raise JerseyInputError("\n".join(problems))
+
+
+def plan(have: Counter, numbers: list[str], count: int, below: int) -> dict[str, int]:
+    """Crops to render per number: every number of the split with fewer than ``below`` crops, and every number
+    asked for, is brought up to ``count``."""
+    wanted = [label for label, n in have.items() if n < below and label.isdigit()] + numbers
+    todo = {label: count - have[label] for label in dict.fromkeys(wanted) if have[label] < count}
+    return dict(sorted(todo.items(), key=lambda item: label_sort_key(item[0])))
+
+
+def synth(
+    numbers: str | None = None,
+    count: int = 100,
+    split: str | None = None,
+    below: int | None = None,
+    out: str | None = None,
+    seed: int = 0,
+    look: Look = Look(),  # noqa: B008 - never mutated; jsonargparse reads its fields as --look.* flags
+    sheet: int = 64,
+) -> Path:
+    """Render broadcast-like jersey-number crops in the Roboflow JSONL layout, with a contact sheet.
+
+    Two modes: --numbers renders the given numbers, --count crops each; --split tops up an existing train split
+    (JSONL or ImageFolder), bringing every number with fewer than --below crops up to --count, plus any
+    --numbers (absent ones included). The output folder (default <split>/synthetic) is then read together with
+    the real data by `jersey-cls fit`.
+
+    Args:
+        numbers: Numbers to render, separated by spaces or commas ("0 00 7 23"), or "all" for the 101 legal numbers.
+            In a YAML config, quote them (numbers: "0 00 7"): YAML reads a bare 00 as the integer 0.
+        count: Crops per number after rendering; with --split the split's own crops count towards it.
+        split: A train split folder to top up.
+        below: With --split: top up the numbers with fewer crops than this. Default: --count.
+        out: Folder to write: annotations.jsonl, the crops and contact_sheet.png. Default: <split>/synthetic.
+        seed: Seed of the render; the same seed and arguments give the same crops.
+        look: How crops look.
+        sheet: Crops on the contact sheet.
+    """
+    if count < 1:
+        raise JerseyInputError(f"--count {count}: give the number of crops each number should end up with (1 or more).")
+    check_look(look)
+    if split is None and numbers is None:
+        raise JerseyInputError(
+            'nothing to render: give --numbers "0 00 7" (with --out), or --split PATH to top up a train split.'
+        )
+    wanted = parse_numbers(numbers) if numbers is not None else []
+    have: Counter = Counter()
+    if split is not None:
+        split_dir = Path(split).expanduser()
+        if not split_dir.is_dir():
+            raise JerseyInputError(f"--split {split}: no such folder. Give a train split, e.g. my_data/train.")
+        have = Counter(label for _, label in read_split_dir(split_dir, "train").samples)
+        out = out or str(split_dir / "synthetic")
+    if out is None:
+        raise JerseyInputError("--out is needed with --numbers alone: the folder to write, e.g. synth/train.")
+    out_dir = Path(out).expanduser()
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise JerseyInputError(
+            f"--out {out_dir}: already exists and is not empty (an earlier render?). Remove it to render again, "
+            "or give another --out and --seed (with --split, the earlier render counts towards --count)."
+        )
+    todo = plan(have, wanted, count, count if below is None else below)
+    if not todo:
+        print(f"jersey-cls-synth: nothing to do: every number already has {count} crops or more.")
+        return out_dir
+    total = sum(todo.values())
+    print(f"jersey-cls-synth: rendering {total} crops of {len(todo)} numbers into {out_dir}")
+    for label, n in todo.items():
+        print(f"  {label:>3}: {have[label]} -> {have[label] + n}")
+    start = time.perf_counter()
+    written = render_set(out_dir, todo, look, seed)
+    by_number: dict[str, list[tuple[Path, str]]] = {}
+    for crop in written:
+        by_number.setdefault(crop[1], []).append(crop)
+    # Round robin over the numbers, so the sheet shows as many of them as fit.
+    picks = [crop for crops in zip_longest(*by_number.values()) for crop in crops if crop][:sheet]
+    crops = []
+    for crop_path, _ in picks:
+        with Image.open(crop_path) as crop:
+            crops.append(crop.convert("RGB"))
+    sheet_path = contact_sheet(crops, [label for _, label in picks], out_dir / "contact_sheet.png")
+    print(
+        f"jersey-cls-synth: wrote {total} crops and {out_dir / 'annotations.jsonl'} in "
+        f"{time.perf_counter() - start:.0f} s; contact sheet: {sheet_path}"
+    )
+    return out_dir
+
+
+def main(args: list[str] | None = None) -> None:
+    from jsonargparse import auto_cli
+
+    try:
+        auto_cli(synth, args=args, as_positional=False, prog="jersey-cls-synth")
+    except JerseyInputError as error:
+        print(f"jersey-cls-synth: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

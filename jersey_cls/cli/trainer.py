@@ -1,0 +1,48 @@
+"""JerseyTrainer: Lightning's Trainer plus the `export` subcommand and DDP-safe stop requests."""
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+from jersey_cls import lightning_internals as internals
+from jersey_cls.deploy.onnx import export_onnx, validation_crops
+from jersey_cls.messages import JerseyInputError
+from jersey_cls.model import JerseyClassifier
+from jersey_cls.training.checkpoints import read_checkpoint
+from jersey_cls.training.run_folder import export_folder
+
+
+class JerseyTrainer(pl.Trainer):
+    def __init__(self, *args, **kwargs) -> None:
+        # JerseyDataModule gives each rank its share of every epoch itself, in an order a resume can continue;
+        # Lightning's distributed sampler would shard those shares again.
+        kwargs["use_distributed_sampler"] = False
+        super().__init__(*args, **kwargs)
+        internals.install_stop_requests(self)
+
+    def export(
+        self, model: JerseyClassifier, datamodule: pl.LightningDataModule | None = None, ckpt_path: str | None = None
+    ) -> dict:
+        """Export a checkpoint to <default_root_dir>/exports/<checkpoint name>/: model.onnx, checked against
+        PyTorch on validation crops of the checkpoint's data, and labels.json.
+
+        Args:
+            model: The model, built from the checkpoint's hyperparameters.
+            datamodule: Supplies the validation crops that the export is checked on.
+            ckpt_path: Checkpoint to export: a path, best or last.
+        """
+        if ckpt_path is None:
+            raise JerseyInputError("export needs --ckpt_path: a checkpoint file, best or last")
+        if self.world_size > 1:
+            raise JerseyInputError("export runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
+        model.load_state_dict(read_checkpoint(Path(ckpt_path))["state_dict"])
+        datamodule.prepare_data()
+        datamodule.setup("validate")
+        out = export_folder(Path(self.default_root_dir), Path(ckpt_path))
+        result = export_onnx(model, validation_crops(datamodule), out)
+        print(
+            f"jersey-cls: exported {ckpt_path} to {result['onnx_path']} ({result['onnx_bytes'] / 1e6:.1f} MB); "
+            f"ONNX Runtime vs PyTorch on {result['parity_crops']} validation crops: max |probability diff| "
+            f"{result['max_abs_diff']:.1e}, same top-1 on {result['top1_agree']}/{result['parity_crops']}"
+        )
+        return result

@@ -1,0 +1,92 @@
+"""Player tracks in a split: at most a few frames of each, whole tracks held out as val, and frames relabelled
+illegible by a first model's reading."""
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+from jersey_cls.data.layouts import UNREADABLE, Split
+from jersey_cls.data.layouts.rows import TRACK_KEY
+from jersey_cls.messages import JerseyInputError
+from jersey_cls.numbers import ILLEGIBLE
+
+
+def thin_tracks(split: Split, frames: int) -> None:
+    """Keep at most ``frames`` crops of each track, evenly spaced through it in file-name order (frame order, in
+    SoccerNet's naming); crops without a track are kept."""
+    by_track: dict[str, list[str]] = {}
+    for path in sorted(split.tracks):
+        by_track.setdefault(split.tracks[path], []).append(path)
+    dropped = set()
+    for paths in by_track.values():
+        if len(paths) > frames:
+            kept = {paths[round(i * (len(paths) - 1) / max(1, frames - 1))] for i in range(frames)}
+            dropped.update(p for p in paths if p not in kept)
+    split.samples = [(path, label) for path, label in split.samples if path not in dropped]
+    split.unlabelled = [path for path in split.unlabelled if path not in dropped]
+    for reason in UNREADABLE:
+        if reason in split.skipped:
+            split.skipped[reason] = [path for path in split.skipped[reason] if path not in dropped]
+    split.tracks = {path: track for path, track in split.tracks.items() if path not in dropped}
+
+
+def thin_inputs(inputs: list[tuple[str, str | None, str]], frames: int | None) -> list[tuple[str, str | None, str]]:
+    """Predict inputs with at most ``frames`` crops of each track (their ``track_id``), as thin_tracks keeps."""
+    if not frames:
+        return inputs
+    split = Split("predict", Path(), "", [(path, "") for path, _, _ in inputs])
+    tracks = {path: json.loads(fields).get(TRACK_KEY) for path, _, fields in inputs}
+    split.tracks = {path: str(track) for path, track in tracks.items() if track is not None}
+    thin_tracks(split, frames)
+    kept = {path for path, _ in split.samples}
+    return [row for row in inputs if row[0] in kept]
+
+
+def relabel_unread(split: Split, predictions: Path) -> None:
+    """Crops of ``split`` that ``predictions`` (a predict CSV: path, pred_label) reads as illegible become
+    illegible; the count goes into the split's report."""
+    try:
+        with open(predictions, newline="", encoding="utf-8") as f:
+            read = {str(Path(row["path"]).resolve()): row["pred_label"] for row in csv.DictReader(f)}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError) as error:
+        raise JerseyInputError(
+            f"--data.frame_labels {predictions}: cannot be read as a predictions CSV with path and pred_label "
+            f"columns ({type(error).__name__}: {error}). Give the file `jersey-cls predict` wrote for the train split."
+        ) from None
+    unread = {
+        path for path, label in split.samples if label != ILLEGIBLE and read.get(str(Path(path).resolve())) == ILLEGIBLE
+    }
+    if not set(read) & {str(Path(path).resolve()) for path, _ in split.samples}:
+        raise JerseyInputError(
+            f"--data.frame_labels {predictions}: names none of the {len(split.samples)} crops of {split.root}. Give "
+            f"the file `jersey-cls predict --data.predict_path {split.root}` wrote."
+        )
+    split.samples = [(path, ILLEGIBLE if path in unread else label) for path, label in split.samples]
+    split.relabelled = sorted(unread)
+
+
+def hold_out(train: Split, share: float, seed: int) -> tuple[Split, Split, list[str]]:
+    """(train, val, the held-out tracks): ``share`` of train's tracks, whole, as a validation split. The tracks
+    are ranked by a seeded hash of their id, so the same ones are held out whatever order they were read in."""
+    tracks = sorted(set(train.tracks.values()), key=lambda t: hashlib.sha256(f"{seed}:{t}".encode()).hexdigest())
+    held = set(tracks[: max(1, round(share * len(tracks)))])
+
+    def part(name: str, keep) -> Split:
+        skipped = {}
+        for reason, examples in train.skipped.items():
+            if reason in UNREADABLE:  # crops of unreadable tracks: they go with their track
+                skipped[reason] = [example for example in examples if keep(train.tracks.get(example))]
+            elif name == "train":  # what reading the split found stays with the split that was read
+                skipped[reason] = examples
+        return Split(
+            name,
+            train.root,
+            train.layout,
+            [(path, label) for path, label in train.samples if keep(train.tracks.get(path))],
+            skipped,
+            [path for path in train.unlabelled if keep(train.tracks.get(path))],
+            {path: track for path, track in train.tracks.items() if keep(track)},
+        )
+
+    return part("train", lambda t: t not in held), part("val", lambda t: t in held), sorted(held)

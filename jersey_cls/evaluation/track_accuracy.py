@@ -1,0 +1,62 @@
+"""TrackAccuracy: one answer per player track in validation and test, scored as SoccerNet's benchmark scores it."""
+
+import csv
+from collections import Counter
+
+import lightning.pytorch as pl
+import torch
+from torchmetrics import CatMetric
+
+from jersey_cls.evaluation.passes import EvaluationPass
+from jersey_cls.evaluation.tracks import Tracks
+from jersey_cls.training.run_folder import report_folder
+
+STAGE_SPLITS = {"val": "val", "test": "test"}
+
+
+class TrackAccuracy(EvaluationPass):
+    """When the evaluated split's crops belong to player tracks (SoccerNet tracklets, JSONL rows with a
+    ``track_id``): each track gets one answer by the rule of predict's tracks file, and ``val/track_acc`` or
+    ``test/track_acc`` is the share of tracks answered exactly (the ``illegible`` tracks, SoccerNet's -1,
+    included, when the run learns that class). After ``validate`` or ``test``, ``<stage>_tracks.csv`` in the
+    report folder lists each track: truth, answer, confidence, crops used and crops read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._index, self._probabilities = CatMetric(), CatMetric()  # per crop; gathered from every rank
+
+    def start(self, pl_module: pl.LightningModule) -> None:
+        for metric in (self._index, self._probabilities):
+            metric.to(pl_module.device).reset()
+
+    def collect(self, trainer: pl.Trainer, scores: torch.Tensor | None, batch) -> None:
+        if scores is not None and batch is not None and not trainer.sanity_checking:
+            self._index.update(batch["index"])
+            self._probabilities.update(scores.float().softmax(dim=1))
+
+    def finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        split = trainer.datamodule.splits.get(STAGE_SPLITS[stage]) if trainer.datamodule else None
+        if trainer.sanity_checking or split is None or not split.tracks or not self._index.update_count:
+            return
+        loader = trainer.val_dataloaders if stage == "val" else trainer.test_dataloaders
+        samples = loader.dataset.samples
+        names = pl_module.class_names
+        indices = self._index.compute().long().cpu().tolist()
+        tracks, truths = Tracks(names), {}
+        for index, probabilities in zip(indices, self._probabilities.compute().cpu().numpy(), strict=True):
+            path, target = samples[index]
+            if path in split.tracks:
+                tracks.add(split.tracks[path], probabilities)
+                truths.setdefault(split.tracks[path], Counter())[names[target]] += 1
+        rows = [{"truth": truths[row["track"]].most_common(1)[0][0], **row} for row in tracks.answers()]
+        if not rows:
+            return
+        accuracy = sum(row["truth"] == row["answer"] for row in rows) / max(1, len(rows))
+        pl_module.log(f"{stage}/track_acc", accuracy, batch_size=len(rows))
+        if trainer.is_global_zero and trainer.state.fn != "fit":
+            path = report_folder(trainer) / f"{stage}_tracks.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)

@@ -1,0 +1,86 @@
+"""The run folder: one setting (``trainer.default_root_dir``) names a run, and every path left unset in the
+config (checkpoint folders, log folders) is filled in under it, so a printed config moves with it."""
+
+import importlib
+import itertools
+from pathlib import Path
+
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+
+class CSVLogs(CSVLogger):
+    def __init__(
+        self, save_dir: str | None = None, name: str = "logs", version: int | str | None = None, prefix: str = ""
+    ) -> None:
+        """Lightning's CSVLogger: metrics.csv and hparams.yaml in ``<save_dir>/<name>/version_N``.
+
+        Args:
+            save_dir: None: the run folder (``trainer.default_root_dir``).
+            name: Folder of the versions; each invocation writes a new version.
+            version: A fixed version instead of the next free number.
+            prefix: Prefix for every metric name.
+        """
+        if save_dir is None:
+            raise ValueError("CSVLogs needs save_dir; jersey-cls fills it in with the run folder")
+        super().__init__(save_dir, name=name, version=version, prefix=prefix)
+
+
+def configured(specs) -> list[Namespace]:
+    """The class specs (class_path, init_args) of a config's logger or callbacks entry, a list or one."""
+    return [spec for spec in (specs if isinstance(specs, list) else [specs]) if isinstance(spec, Namespace)]
+
+
+def configured_class(spec: Namespace) -> type | None:
+    """The class a spec names; None when it cannot be imported (jsonargparse reports that, not us)."""
+    module, _, name = spec.class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def is_configured(spec: Namespace, kind: type) -> bool:
+    cls = configured_class(spec)
+    return cls is not None and issubclass(cls, kind)
+
+
+def fill_run_paths(config: Namespace) -> None:
+    """``<run>/checkpoints`` for checkpoint callbacks without a dirpath, ``<run>`` for loggers whose save_dir
+    is unset; a path the config sets is kept."""
+    run = config.trainer.default_root_dir or "."
+    config.trainer.default_root_dir = run
+    if "last_checkpoint" in config and config.last_checkpoint.dirpath is None:
+        config.last_checkpoint.dirpath = str(Path(run) / "checkpoints")
+    for spec in [*configured(config.trainer.callbacks or []), *configured(config.trainer.logger)]:
+        init_args = spec.get("init_args") or Namespace()
+        if is_configured(spec, ModelCheckpoint) and init_args.get("dirpath") is None:
+            init_args.dirpath = str(Path(run) / "checkpoints")
+        elif "save_dir" in init_args and init_args.save_dir in (None, "."):  # "." is WandbLogger's default
+            init_args.save_dir = run
+        spec.init_args = init_args
+
+
+def report_folder(trainer) -> Path:
+    """``<run>/reports/<checkpoint name>``: where validate and test write their reports."""
+    return Path(trainer.default_root_dir) / "reports" / (Path(trainer.ckpt_path).stem if trainer.ckpt_path else "model")
+
+
+def export_folder(run: Path, checkpoint: Path) -> Path:
+    """``<run>/exports/<checkpoint name>``: the fit-end export keeps ``<run>/export`` to itself."""
+    return run / "exports" / checkpoint.stem
+
+
+def predictions_file(run: Path, stem: str, fmt: str) -> Path:
+    """``<run>/predictions/<stem>.<fmt>``, or with ``-2``, ``-3``, ... when that name is taken: an earlier
+    prediction is never overwritten. The file is created here, so two predicts never pick the same name."""
+    folder = run / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = folder / (f"{stem}.{fmt}" if n == 1 else f"{stem}-{n}.{fmt}")
+        try:
+            path.open("x").close()
+            return path
+        except FileExistsError:
+            continue
