@@ -3,7 +3,8 @@
     python bench/acc_real_pixels.py                        # about 35 minutes on a 2-core CPU
     python bench/acc_real_pixels.py --sets digits10 --epochs 15
     python bench/acc_real_pixels.py --sets synthetic --contenders jersey-cls "jersey-cls classes"
-    python bench/acc_real_pixels.py --sets choose --contenders jersey-cls --tag aug0.25 --flags --data.augment 0.25
+    python bench/acc_real_pixels.py --sets choose --contenders jersey-cls --tag aug0.25 \
+        --flags --data.augment.strength 0.25
 
 Data:
     numbers    101 jersey numbers composed from real digit scans (bench/real_digits.py; scikit-learn's scans of
@@ -40,8 +41,9 @@ from common import fit_predict, read_split, top1
 from PIL import Image
 from real_digits import held_out_numbers, write_digits10, write_numbers
 
-from jersey_cls.data.synthetic import Look, embedded_dataset, render_set
 from jersey_cls.numbers import LEGAL_NUMBERS
+from jersey_cls.synth.render import Look
+from jersey_cls.synth.sets import embedded_dataset, render_set
 
 
 def build(name: str, out: Path) -> Path:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from common import fit_predict, majority, read_csv, read_split, top1
 
-from jersey_cls.data.synthetic import PREFIX, Look, render_crop, render_illegible
 from jersey_cls.numbers import ILLEGIBLE, LEGAL_NUMBERS
+from jersey_cls.synth.render import Look, render_crop, render_illegible
+from jersey_cls.synth.sets import PREFIX
 
 
 def write(folder: Path, rows: list[tuple[str, bool, dict]], seed: str) -> None:

@@ -29,11 +29,9 @@ from common import BASE
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from jersey_cls.data.augment import Augment, eval_transform, train_transform
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.datasets import CropDataset, collate_readable
-from jersey_cls.data.transforms import eval_transform, train_transform
-
-AUGMENTATION = ("augment", "jpeg_quality", "jpeg_p", "noise_sigma", "noise_p", "erasing_p")  # base.yaml's data keys
 
 
 @dataclass(frozen=True)
@@ -75,23 +73,22 @@ def base_recipe() -> Recipe:
         weight_decay=model["weight_decay"],
         label_smoothing=model["label_smoothing"],
         cosine_epochs=config["trainer"]["max_epochs"],
-        augment=data["augment"],
+        augment=base_augmentation().strength,
         batch_size=data["batch_size"],
         workers=data["num_workers"],
         image_size=data["image_size"],
     )
 
 
-def base_augmentation() -> dict:
-    """base.yaml's train augmentation settings, by JerseyDataModule's argument names."""
-    data = base_config()["data"]
-    return {key: tuple(data[key]) if isinstance(data[key], list) else data[key] for key in AUGMENTATION}
+def base_augmentation() -> Augment:
+    """base.yaml's train augmentation (its data.augment section)."""
+    settings = base_config()["data"]["augment"]
+    return Augment(**{key: tuple(value) if isinstance(value, list) else value for key, value in settings.items()})
 
 
 def train_augmentation(recipe: Recipe) -> v2.Compose:
     """jersey-cls's train transform with base.yaml's settings at the recipe's strength."""
-    settings = {key: value for key, value in base_augmentation().items() if key != "augment"}
-    return train_transform(image_size=recipe.image_size, strength=recipe.augment, **settings)
+    return train_transform(recipe.image_size, replace(base_augmentation(), strength=recipe.augment))
 
 
 class Loop:
@@ -210,7 +207,7 @@ def main() -> None:
         recipe = replace(recipe, batch_size=args.batch_size)
     data, samples = embedded_set(image_size=recipe.image_size, batch_size=recipe.batch_size,
                                  num_workers=recipe.workers, decode_once=args.decode_once,
-                                 **base_augmentation())  # fmt: skip
+                                 augment=base_augmentation())  # fmt: skip
     if args.mode == "loader":
         batches = endless(data.train_dataloader())
         result = timed(lambda: next(batches), args.steps, args.warmup)

@@ -29,8 +29,8 @@ from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
-from jersey_cls.data.synthetic import Look, render_crop, render_illegible
 from jersey_cls.numbers import ILLEGIBLE
+from jersey_cls.synth.render import Look, render_crop, render_illegible
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = str(REPO / "configs" / "base.yaml")

@@ -29,9 +29,9 @@ from baseline import base_recipe, embedded_set, train_augmentation
 from common import BASE, BENCH, interleaved_samples, jersey, run
 from torchvision.transforms import v2
 
+from jersey_cls.data.augment import eval_transform
 from jersey_cls.data.datasets import CropDataset
 from jersey_cls.data.images import load_rgb
-from jersey_cls.data.transforms import eval_transform
 
 
 def fit_args(epochs: int, run_dir: Path, *flags: str) -> list[str]:

@@ -113,7 +113,7 @@ def per_crop_milliseconds(args, crops: int = 300) -> tuple[float, float]:
     from jersey_cls.data.images import load_rgb
 
     torch.set_num_threads(1)  # as in a DataLoader worker
-    data = JerseyDataModule(image_size=args.image_size, num_workers=0, **base_augmentation())
+    data = JerseyDataModule(image_size=args.image_size, num_workers=0, augment=base_augmentation())
     data.prepare_data()
     dataset = data.train_dataloader().dataset
     paths = [path for path, _ in dataset.samples[:crops]]
@@ -151,9 +151,9 @@ def bench_inference(args) -> None:
     import onnxruntime
     import torch
 
-    from jersey_cls.data.synthetic import DEFAULT_NUMBERS
-    from jersey_cls.export import export_onnx
+    from jersey_cls.deploy.onnx import export_onnx
     from jersey_cls.model import JerseyClassifier
+    from jersey_cls.synth.sets import DEFAULT_NUMBERS
 
     torch.set_num_threads(os.cpu_count())
     model = JerseyClassifier(DEFAULT_NUMBERS, backbone="resnet18", image_size=args.image_size).eval()
