@@ -38,6 +38,7 @@ commands:
   test      score a checkpoint on its data's test split
   predict   read crops, folders, splits or SoccerNet tracklets with a checkpoint
   export    write a checkpoint as an ONNX model, checked against PyTorch
+  audit     list the labels of train, val and test that are probably wrong
 
 Start with `jersey-cls fit --config configs/base.yaml`; `jersey-cls fit --help` lists every flag."""
 
@@ -62,7 +63,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
+        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}, "audit": {"model", "datamodule"}}
 
     def init_parser(self, **kwargs):
         parser = super().init_parser(**kwargs)

@@ -1,4 +1,4 @@
-"""JerseyTrainer: Lightning's Trainer plus the `export` subcommand and DDP-safe stop requests."""
+"""JerseyTrainer: Lightning's Trainer plus the `export` and `audit` subcommands and DDP-safe stop requests."""
 
 from pathlib import Path
 
@@ -6,6 +6,7 @@ import lightning.pytorch as pl
 
 from jersey_cls import lightning_internals as internals
 from jersey_cls.deploy.onnx import export_onnx, validation_crops
+from jersey_cls.evaluation.audit import run_audit
 from jersey_cls.messages import JerseyInputError
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.training.checkpoints import read_checkpoint
@@ -46,3 +47,34 @@ class JerseyTrainer(pl.Trainer):
             f"{result['max_abs_diff']:.1e}, same top-1 on {result['top1_agree']}/{result['parity_crops']}"
         )
         return result
+
+    def audit(
+        self,
+        model: JerseyClassifier,
+        datamodule: pl.LightningDataModule | None = None,
+        ckpt_path: str | None = None,
+        folds: int = 4,
+        fold_epochs: int | None = None,
+    ) -> Path:
+        """Find the labels of train, val and test that are probably wrong, by confident learning on out-of-sample
+        probabilities: <default_root_dir>/audit/suspect_labels.csv (most suspect first, with where each label is
+        written) and suspect_labels.png (the first 48, captioned given -> suggested).
+
+        Args:
+            model: The model, built from the checkpoint's hyperparameters.
+            datamodule: The data whose labels are audited: its train, val and test splits.
+            ckpt_path: The trained model, which reads val and test: a path, best or last.
+            folds: Train's crops are read by this many models, each trained on the other folds (cross-fitting),
+                so that no crop is read by a model that learnt its label.
+            fold_epochs: Epochs each fold's model trains; None: --trainer.max_epochs, the run's own.
+        """
+        if ckpt_path is None:
+            raise JerseyInputError("audit needs --ckpt_path: a checkpoint file, best or last")
+        if self.world_size > 1:
+            raise JerseyInputError("audit runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
+        if folds < 2:
+            raise JerseyInputError(f"--folds {folds}: cross-fitting needs at least 2 folds")
+        epochs = fold_epochs or self.max_epochs
+        if epochs is None or epochs < 1:
+            raise JerseyInputError(f"--fold_epochs {fold_epochs}: give the epochs each fold's model trains (1 or more)")
+        return run_audit(self, model, datamodule, Path(ckpt_path), folds, epochs)

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from jsonargparse.typing import ClosedUnitInterval, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from jersey_cls.data.layouts import TRACK_KEY
+from jersey_cls.deploy.review import crops_to_review, tracks_to_review, write_review
 from jersey_cls.evaluation.tracks import ABSTAIN, Tracks, soccernet_submission
 from jersey_cls.messages import JerseyInputError, JerseyWarning
 from jersey_cls.training.run_folder import predictions_file
@@ -24,6 +25,7 @@ class PredictionWriter(BasePredictionWriter):
         path: str | None = None,
         min_confidence: ClosedUnitInterval = 0.0,
         tracks: str | None = None,
+        review: NonNegativeInt = 0,
     ) -> None:
         """Write predictions as they are made, so memory does not grow with the input.
 
@@ -43,6 +45,10 @@ class PredictionWriter(BasePredictionWriter):
                 track, answer, confidence, crops_used (the legible ones), crops_total. For a SoccerNet split,
                 also <predictions file>_submission.json, the benchmark's submission: {player id: number}, -1 for
                 illegible.
+            review: Also write the this many crops the model is least sure of (with tracks: tracks, each as its
+                surest crop) as a Roboflow JSONL split, <predictions file>_review/annotations.jsonl with
+                the images, the model's guess as each label: import it, correct, and add it to your data. Least
+                sure: the lowest probability of the likeliest answer (for a track, the track answer's confidence).
         """
         super().__init__(write_interval="batch")
         self.format = format
@@ -50,6 +56,7 @@ class PredictionWriter(BasePredictionWriter):
         self.chosen_path = path
         self.min_confidence = float(min_confidence)
         self.tracks = tracks
+        self.review = int(review)
         self._file = None
         self._writer = None
         self._tracks: Tracks | None = None
@@ -92,7 +99,7 @@ class PredictionWriter(BasePredictionWriter):
                 for rank, (label, prob) in enumerate(zip(labels, probs, strict=True), start=1):
                     row |= {f"top{rank}_label": label, f"top{rank}_prob": prob}
                 if self._tracks is not None:
-                    self._tracks.add(self._track_of(path, batch["fields"][i]), probabilities[i].numpy())
+                    self._tracks.add(self._track_of(path, batch["fields"][i]), probabilities[i].numpy(), path)
             if self.format == "csv":
                 self._writer.writerow(row)
             else:
@@ -116,6 +123,9 @@ class PredictionWriter(BasePredictionWriter):
         self._file.close()
         self._file = None
         print(f"jersey-cls: wrote {self.rows} predictions to {self.path}")
+        review = None
+        if self.review and self._tracks is None:
+            review = crops_to_review(self._read_back(), self.review)
         if self._tracks is not None:
             rows = self._tracks.answers(self.min_confidence)
             tracks_path = self.path.with_name(f"{self.path.stem}_tracks.csv")
@@ -127,6 +137,17 @@ class PredictionWriter(BasePredictionWriter):
             read = trainer.datamodule.predict
             if read.layout == "soccernet" and self._track_key == TRACK_KEY:
                 self._write_submission(rows, read.tracks)
+            if self.review:
+                surest = {track: path for track, (_, path) in self._tracks.surest.items()}
+                review = tracks_to_review(self._tracks.answers(), surest, self.review)
+        if review is not None:
+            annotations = write_review(self.path.with_name(f"{self.path.stem}_review"), review)
+            print(f"jersey-cls: wrote the {len(review)} least-sure {'tracks' if self._tracks else 'crops'} to review "
+                  f"to {annotations}")  # fmt: skip
+
+    def _read_back(self) -> list[dict]:
+        with open(self.path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f)) if self.format == "csv" else [json.loads(line) for line in f]
 
     def _write_submission(self, rows: list[dict], every_track: list[str]) -> None:
         submission, lost = soccernet_submission(rows, every_track)

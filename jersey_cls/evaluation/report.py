@@ -13,6 +13,7 @@ from torchmetrics import CatMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from jersey_cls.evaluation.figures import save_confusion_matrix
+from jersey_cls.evaluation.label_audit import suspects
 from jersey_cls.evaluation.passes import EvaluationPass
 from jersey_cls.evaluation.reports import write_report
 from jersey_cls.synth.sheet import contact_sheet
@@ -27,7 +28,8 @@ class EvaluationReport(EvaluationPass):
         ``<run>/samples/epoch_NNN.png``. After ``validate`` or ``test``, into ``<run>/reports/<checkpoint name>/``:
         the confusion matrix and sample grid, ``<stage>_per_class.csv`` and ``<stage>_confused_pairs.csv``
         (both printed as tables), ``<stage>_confusion_matrix.csv`` (counts; rows: true label), the
-        reliability diagram ``<stage>_reliability.png`` and the risk-coverage curve ``<stage>_risk_coverage.png``.
+        reliability diagram ``<stage>_reliability.png`` and the risk-coverage curve ``<stage>_risk_coverage.png``;
+        and how many crops the model confidently disagrees with (confident learning; `jersey-cls audit` lists them).
         With a WandbLogger the same figures and tables go to W&B.
 
         Args:
@@ -38,13 +40,14 @@ class EvaluationReport(EvaluationPass):
         self.num_samples = num_samples
         self.top_confused = top_confused
         self._confusion: MulticlassConfusionMatrix | None = None
-        self._confidence, self._correct = CatMetric(), CatMetric()  # per crop; gathered from every rank
+        # Per crop; gathered from every rank.
+        self._confidence, self._correct, self._probabilities, self._targets = (CatMetric() for _ in range(4))
         self._samples: list[tuple[torch.Tensor, int, int, float]] = []
 
     def start(self, pl_module: pl.LightningModule) -> None:
         if self._confusion is None:
             self._confusion = MulticlassConfusionMatrix(len(pl_module.class_names))
-        for metric in (self._confusion, self._confidence, self._correct):
+        for metric in (self._confusion, self._confidence, self._correct, self._probabilities, self._targets):
             metric.to(pl_module.device).reset()
         self._samples = []
 
@@ -56,6 +59,9 @@ class EvaluationReport(EvaluationPass):
         self._confusion.update(preds, targets)
         self._confidence.update(probs.double())
         self._correct.update((preds == targets).double())
+        if trainer.state.fn != TrainerFn.FITTING:
+            self._probabilities.update(scores.softmax(dim=1).double())
+            self._targets.update(targets.double())
         # A few crops from every batch: a pool several times the grid, spread over the split, so mistakes can
         # go first without holding the whole split in memory.
         batches = trainer.num_test_batches if trainer.testing else trainer.num_val_batches
@@ -71,6 +77,8 @@ class EvaluationReport(EvaluationPass):
         if not fitting:
             confidence = self._confidence.compute().cpu().numpy()
             correct = self._correct.compute().cpu().numpy() > 0.5
+            disagreements = len(suspects(self._probabilities.compute().cpu().numpy(),
+                                         self._targets.compute().cpu().numpy().astype(int)))  # fmt: skip
         if not trainer.is_global_zero:
             return
         run = Path(trainer.default_root_dir)
@@ -88,6 +96,9 @@ class EvaluationReport(EvaluationPass):
             figures[f"{stage}/samples"] = self._save_samples(samples_png, names, title)
         if not fitting:
             rows, pairs = write_report(folder, stage, confusion, names, confidence, correct, self.top_confused)
+            print(f"jersey-cls: {stage}: the model confidently disagrees with {disagreements} of {len(correct)} "
+                  "labels; where they are wrong, the figures above are limited by the labels. `jersey-cls audit` "
+                  "lists them.")  # fmt: skip
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 for key, path in figures.items():

@@ -21,9 +21,12 @@ class Tracks:
         self.used: dict[str, int] = {}
         self.total: dict[str, int] = {}
         self.illegible_prob: dict[str, float] = {}
+        self.surest: dict[str, tuple[float, str]] = {}  # the crop whose answer is the surest
 
-    def add(self, track: str, probabilities: np.ndarray) -> None:
+    def add(self, track: str, probabilities: np.ndarray, path: str = "") -> None:
         self.total[track] = self.total.get(track, 0) + 1
+        if float(probabilities.max()) > self.surest.get(track, (-1.0, ""))[0]:
+            self.surest[track] = (float(probabilities.max()), path)
         self.evidence.setdefault(track, np.zeros(len(self.class_names)))
         self.used.setdefault(track, 0)
         if self.illegible is not None:

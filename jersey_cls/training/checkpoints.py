@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from jersey_cls.messages import JerseyInputError
 from jersey_cls.model import JerseyClassifier
 
-EVALUATION = ("validate", "test", "predict", "export")
+EVALUATION = ("validate", "test", "predict", "export", "audit")
 
 
 def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict:

@@ -30,6 +30,7 @@ class Split:
     unlabelled: list[str] = field(default_factory=list)
     tracks: dict[str, str] = field(default_factory=dict)  # image path -> player track, where the layout has them
     relabelled: list[str] = field(default_factory=list)  # crops --data.frame_labels made illegible
+    sources: dict[str, str] = field(default_factory=dict)  # image path -> where its label is written
 
     def skip(self, reason: str, example: str) -> None:
         self.skipped.setdefault(reason, []).append(example)
@@ -79,6 +80,7 @@ def read_split_dir(split_dir: Path, split: str) -> Split:
             result.unlabelled.append(row.path)
         else:
             result.samples.append((row.path, row.label))
+            result.sources[row.path] = row.source
         if not row.problem and TRACK_KEY in row.fields and Path(row.path).is_file():
             result.tracks[row.path] = str(row.fields[TRACK_KEY])
     result.samples = _drop_conflicting_labels(result)
