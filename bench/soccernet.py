@@ -19,21 +19,16 @@ seconds per tracklet.
 """
 
 import argparse
-import csv
 import json
 import random
-import subprocess
-import sys
-import time
-from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
+
+from common import BASE, jersey, majority, read_csv
 
 from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.synth.render import Look, render_crop, render_illegible
 
-REPO = Path(__file__).resolve().parents[1]
-BASE = str(REPO / "configs" / "base.yaml")
 LOOK = Look(size=64)
 
 
@@ -74,50 +69,25 @@ def build(out: Path, tracks: dict[str, int], seed: int) -> None:
     )
 
 
-def jersey(log, *args: str) -> float:
-    """Run `jersey-cls ARGS`; its wall seconds."""
-    start = time.perf_counter()
-    if subprocess.run(["jersey-cls", *args], stdout=log, stderr=subprocess.STDOUT).returncode:
-        sys.exit(f"bench: jersey-cls {' '.join(args)} failed; see {log.name}")
-    return time.perf_counter() - start
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def score(submission: dict[str, int], truth: dict[str, int]) -> float:
     """SoccerNet's track accuracy: the share of players whose number is exactly right, -1 included."""
     return sum(submission.get(player) == number for player, number in truth.items()) / len(truth)
 
 
-def majority(crops: list[dict]) -> int:
-    legible = [crop["pred_label"] for crop in crops if crop["pred_label"] not in (ILLEGIBLE, "?")]
-    return int(Counter(legible).most_common(1)[0][0]) if legible else -1
+def majority_number(crops: list[dict]) -> int:
+    answer = majority(crop["pred_label"] for crop in crops)
+    return -1 if answer is None else int(answer)
 
 
-def read_test(log, out: Path, run: Path, name: str, frames: int | None, split: str = "test") -> dict:
+def read_test(log: Path, out: Path, run: Path, name: str, frames: int | None, split: str = "test") -> dict:
     """Predict ``split`` with ``run``'s best checkpoint reading ``frames`` per tracklet (None: all)."""
     data = out / "data" / split
     truth = json.loads((out / "challenge_gt.json" if split == "challenge" else data / f"{split}_gt.json").read_text())
     path = run / "predictions" / f"{name}.csv"
     thin = ["--data.frames_per_track", str(frames) if frames else "null"]  # null: every frame
-    seconds = jersey(
-        log,
-        "predict",
-        "--ckpt_path",
-        "best",
-        "--trainer.default_root_dir",
-        str(run),
-        "--data.predict_path",
-        str(data),
-        "--predictions.path",
-        str(path),
-        *thin,
-        "--predictions.top_k",
-        "200",
-    )  # every class's probability, for other track rules
+    seconds = jersey("predict", "--ckpt_path", "best", "--trainer.default_root_dir", str(run), "--data.predict_path",
+                     str(data), "--predictions.path", str(path), *thin,
+                     "--predictions.top_k", "200", log=log)  # fmt: skip  # every class's probability, for other rules
     crops = read_csv(path)
     submission = json.loads(path.with_name(f"{name}_submission.json").read_text())
     by_track: dict[str, list[dict]] = {}
@@ -125,7 +95,7 @@ def read_test(log, out: Path, run: Path, name: str, frames: int | None, split: s
         by_track.setdefault(Path(crop["path"]).parent.name, []).append(crop)
     return {
         "track accuracy": score(submission, truth),
-        "track accuracy, majority vote": score({t: majority(c) for t, c in by_track.items()}, truth),
+        "track accuracy, majority vote": score({t: majority_number(c) for t, c in by_track.items()}, truth),
         "crops read": len(crops),
         "seconds": seconds,
         "tracks": len(truth),
@@ -157,46 +127,46 @@ def main() -> None:
     for folder, flags in json.loads((out / "frames_shown.json").read_text()).items():
         shown.update({str(Path(folder) / f"{frame:04d}.jpg"): flag for frame, flag in enumerate(flags)})
     data = out / "data"
-    common = ["--config", BASE, "--data.data_root", str(data), "--data.illegible", "true", "--model.head", "digits",
+    flags = ["--config", BASE, "--data.data_root", str(data), "--data.illegible", "true", "--model.head", "digits",
               "--data.frames_per_track", str(args.frames), "--trainer.max_epochs", str(args.epochs),
               "--trainer.enable_progress_bar", "false", "--onnx.enabled", "false"]  # fmt: skip
     results: dict[str, dict] = {}
-    with open(out / "bench.log", "a") as log:
-        naive, refined = out / "naive", out / "refined"
-        fits = {"naive": [], "refined": ["--data.frame_labels", str(naive / "predictions" / "train.csv")]}
-        for name, extra in fits.items():
-            run = out / name
-            if not (run / "fit_seconds.txt").exists():  # a rerun of the bench reuses finished fits
-                if name == "refined":  # the naive model's reading of the train frames it trained on
-                    jersey(log, "predict", "--ckpt_path", "best", "--trainer.default_root_dir", str(naive),
-                           "--data.predict_path", str(data / "train"), "--data.frames_per_track", str(args.frames),
-                           "--predictions.path", str(naive / "predictions" / "train.csv"))  # fmt: skip
-                seconds = jersey(log, "fit", *common, "--trainer.default_root_dir", str(run), *extra)
-                (run / "fit_seconds.txt").write_text(f"{seconds:.0f}\n")
-            result = read_test(log, out, run, "test", args.test_frames)
-            result["crop accuracy"] = crop_accuracy(read_csv(run / "predictions" / "test.csv"), shown)
-            result["challenge track accuracy"] = read_test(log, out, run, "challenge", args.test_frames,
-                                                           "challenge")["track accuracy"]  # fmt: skip
-            result["fit seconds"] = float((run / "fit_seconds.txt").read_text())
-            results[name] = result
-        relabelled = read_csv(naive / "predictions" / "train.csv")
-        unread = [crop for crop in relabelled if crop["pred_label"] == ILLEGIBLE and crop["label"] not in ("", "-1")]
-        results["refined"]["frames made illegible"] = len(unread)
-        results["refined"]["of them, not showing the number"] = sum(not shown[c["path"]] for c in unread) / max(
-            1, len(unread)
-        )
-        legible_hidden = [c for c in relabelled if c["label"] not in ("", "-1") and not shown[c["path"]]]
-        results["refined"]["hidden frames of legible tracklets found"] = sum(
-            c["pred_label"] == ILLEGIBLE for c in legible_hidden
-        ) / max(1, len(legible_hidden))
-        start_up = jersey(log, "predict", "--ckpt_path", "best", "--trainer.default_root_dir", str(refined),
-                          "--data.predict_path", str(data / "test" / "images" / "0" / "0000.jpg"),
-                          "--predictions.path", str(refined / "predictions" / "start-up.csv"))  # fmt: skip
-        curve = {}
-        for frames in args.curve:
-            point = read_test(log, out, refined, f"curve-{frames}", frames or None)
-            point["seconds per tracklet"] = (point["seconds"] - start_up) / point["tracks"]
-            curve[frames or "all"] = point
+    log = out / "bench.log"
+    naive, refined = out / "naive", out / "refined"
+    fits = {"naive": [], "refined": ["--data.frame_labels", str(naive / "predictions" / "train.csv")]}
+    for name, extra in fits.items():
+        run = out / name
+        if not (run / "fit_seconds.txt").exists():  # a rerun of the bench reuses finished fits
+            if name == "refined":  # the naive model's reading of the train frames it trained on
+                jersey("predict", "--ckpt_path", "best", "--trainer.default_root_dir", str(naive),
+                       "--data.predict_path", str(data / "train"), "--data.frames_per_track", str(args.frames),
+                       "--predictions.path", str(naive / "predictions" / "train.csv"), log=log)  # fmt: skip
+            seconds = jersey("fit", *flags, "--trainer.default_root_dir", str(run), *extra, log=log)
+            (run / "fit_seconds.txt").write_text(f"{seconds:.0f}\n")
+        result = read_test(log, out, run, "test", args.test_frames)
+        result["crop accuracy"] = crop_accuracy(read_csv(run / "predictions" / "test.csv"), shown)
+        result["challenge track accuracy"] = read_test(log, out, run, "challenge", args.test_frames,
+                                                       "challenge")["track accuracy"]  # fmt: skip
+        result["fit seconds"] = float((run / "fit_seconds.txt").read_text())
+        results[name] = result
+    relabelled = read_csv(naive / "predictions" / "train.csv")
+    unread = [crop for crop in relabelled if crop["pred_label"] == ILLEGIBLE and crop["label"] not in ("", "-1")]
+    results["refined"]["frames made illegible"] = len(unread)
+    results["refined"]["of them, not showing the number"] = sum(not shown[c["path"]] for c in unread) / max(
+        1, len(unread)
+    )
+    legible_hidden = [c for c in relabelled if c["label"] not in ("", "-1") and not shown[c["path"]]]
+    results["refined"]["hidden frames of legible tracklets found"] = sum(
+        c["pred_label"] == ILLEGIBLE for c in legible_hidden
+    ) / max(1, len(legible_hidden))
+    start_up = jersey("predict", "--ckpt_path", "best", "--trainer.default_root_dir", str(refined),
+                      "--data.predict_path", str(data / "test" / "images" / "0" / "0000.jpg"),
+                      "--predictions.path", str(refined / "predictions" / "start-up.csv"), log=log)  # fmt: skip
+    curve = {}
+    for frames in args.curve:
+        point = read_test(log, out, refined, f"curve-{frames}", frames or None)
+        point["seconds per tracklet"] = (point["seconds"] - start_up) / point["tracks"]
+        curve[frames or "all"] = point
     (out / "results.json").write_text(json.dumps({"contenders": results, "curve": curve}, indent=2))
     print(f"\n{args.tracks} tracklets (train, test, challenge); {args.frames} frames per train tracklet, "
           f"{args.test_frames} per test tracklet; {args.epochs} epochs")  # fmt: skip

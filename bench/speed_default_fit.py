@@ -1,7 +1,7 @@
 """The README's quick start, this checkout against an earlier commit: the whole default fit, side by side.
 
     python bench/speed_default_fit.py --before 6b74b40     # about 13 minutes a repeat on a 2-core CPU
-    python bench/speed_default_fit.py --before 6b74b40 --flags "--data.augment.strength 0.5"   # flags for both sides
+    python bench/speed_default_fit.py --before ff2dc74 --flags "--data.augment.strength 0.5"   # flags for both sides
 
 Each side runs `jersey-cls fit --config configs/base.yaml` (the embedded set, 15 epochs) with its own code and
 its own base.yaml, in a fresh process; the two are interleaved, each going first in every other pair. The

@@ -13,7 +13,7 @@ changes. On a Lightning upgrade, check each:
 - `Trainer.fit_loop.setup_data()`: the train loader's length (steps per epoch, for the warm-up) when max_epochs is
   -1, where `Trainer.estimated_stepping_batches` returns max_steps without loading it.
   https://github.com/Lightning-AI/pytorch-lightning/pull/14317
-- `LightningCLI._parse_ckpt_path`: turned off; `jersey_cls.checkpoints` decides what a checkpoint sets.
+- `LightningCLI._parse_ckpt_path`: turned off; `jersey_cls.training.checkpoints` and `training.resume` decide what a checkpoint sets.
   https://github.com/Lightning-AI/pytorch-lightning/pull/21455
 - `WeightAveraging._average_model`: whether the EMA callback holds an average (fit) or not (evaluation).
   https://github.com/Lightning-AI/pytorch-lightning/pull/20545
@@ -123,7 +123,7 @@ def at_last_train_batch(trainer) -> bool:
 
 class NoCheckpointHyperparameters:
     """Mixed into the LightningCLI subclass: Lightning 2.6 would overwrite the parsed model config with the
-    checkpoint's hyperparameters, silently ignoring `--model.backbone` on a resume. jersey_cls.checkpoints
+    checkpoint's hyperparameters, silently ignoring `--model.backbone` on a resume. jersey_cls.training.resume
     decides instead what a checkpoint sets."""
 
     def _parse_ckpt_path(self) -> None:

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from jersey_cls.cli import main
+from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.layouts import read_split_dir
+from jersey_cls.evaluation.audit import label_at
 from jersey_cls.evaluation.label_audit import confident_joint, confident_labels, suspects, thresholds
 
 from .conftest import eval_args, fit_args
@@ -113,5 +115,24 @@ def test_the_review_list_of_tracks_has_one_row_per_track_shown_by_one_of_its_cro
     review = Path("runs/jersey/predictions/test_review/annotations.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in review]
     assert [row["track_id"] for row in rows] == [row["track"] for row in expected]
-    for row in rows:
-        assert Path(row["source"]).parent.name == row["track_id"]
+    crops = read_csv(Path("runs/jersey/predictions/test.csv"))
+
+    def probability(crop: dict, label: str) -> float:
+        return next(float(crop[f"top{k}_prob"]) for k in range(1, 5) if crop[f"top{k}_label"] == label)
+
+    for row in rows:  # shown by the crop that gave the track's answer the highest probability
+        of_track = [crop for crop in crops if Path(crop["path"]).parent.name == row["track_id"]]
+        assert row["source"] == max(of_track, key=lambda crop: probability(crop, row["suffix"]))["path"]
+
+
+def test_label_at_names_the_ground_truth_entry_and_the_imagefolder_folder(soccernet_root, imagefolder_root):
+    data = JerseyDataModule(data_root=str(soccernet_root), val_share=0.25, num_workers=0)
+    data.setup("fit")
+    gt = soccernet_root / "train" / "train_gt.json"
+    for split in ("train", "val"):  # val: train's tracks held out
+        path = data.splits[split].samples[0][0]
+        assert label_at(data.splits[split], path) == f"{gt}: {Path(path).parent.name!r}"
+    data = JerseyDataModule(data_root=str(imagefolder_root), num_workers=0)
+    data.setup("fit")
+    path, label = data.splits["train"].samples[0]
+    assert label_at(data.splits["train"], path) == str(imagefolder_root / "train" / label)

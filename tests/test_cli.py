@@ -103,7 +103,7 @@ def test_the_command_introduces_itself_and_says_its_version():
     result = subprocess.run([sys.executable, "-m", "jersey_cls", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "jersey-cls trains the classifier that reads basketball jersey numbers" in result.stdout
-    for command in ("fit", "validate", "test", "predict", "export"):
+    for command in ("fit", "validate", "test", "predict", "export", "audit"):
         assert re.search(rf"^  {command} +\w", result.stdout, re.M), command  # listed, with what it does
     version = subprocess.run([sys.executable, "-m", "jersey_cls", "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == f"jersey-cls {jersey_cls.__version__}"

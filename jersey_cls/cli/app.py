@@ -112,7 +112,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
                 config.data.all_numbers = all_numbers(config.model.head)
             resume.refuse(path, resume.resume_refusals(self.checkpoint, config))
         else:
-            for note in resume.adopt(config, self.checkpoint, path, explicit):
+            for note in resume.adopt(config, self.checkpoint, path, explicit, trains=subcommand == "audit"):
                 say(f"jersey-cls: note: {note}")
 
     def before_instantiate_classes(self) -> None:

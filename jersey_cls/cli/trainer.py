@@ -66,7 +66,9 @@ class JerseyTrainer(pl.Trainer):
             ckpt_path: The trained model, which reads val and test: a path, best or last.
             folds: Train's crops are read by this many models, each trained on the other folds (cross-fitting),
                 so that no crop is read by a model that learnt its label.
-            fold_epochs: Epochs each fold's model trains; None: --trainer.max_epochs, the run's own.
+            fold_epochs: Epochs each fold's model trains; None: --trainer.max_epochs. The folds train with the
+                checkpoint's model and data settings and this command's --trainer settings: give audit the
+                --config files the fit had.
         """
         if ckpt_path is None:
             raise JerseyInputError("audit needs --ckpt_path: a checkpoint file, best or last")
@@ -74,7 +76,7 @@ class JerseyTrainer(pl.Trainer):
             raise JerseyInputError("audit runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
         if folds < 2:
             raise JerseyInputError(f"--folds {folds}: cross-fitting needs at least 2 folds")
-        epochs = fold_epochs or self.max_epochs
+        epochs = self.max_epochs if fold_epochs is None else fold_epochs
         if epochs is None or epochs < 1:
             raise JerseyInputError(f"--fold_epochs {fold_epochs}: give the epochs each fold's model trains (1 or more)")
         return run_audit(self, model, datamodule, Path(ckpt_path), folds, epochs)

@@ -1,2 +1,2 @@
-"""Crops on disk: layouts, the data doctor, the DataModule and the synthetic engine. Import from the modules;
-this package imports nothing, so `jersey-cls-synth` starts without loading Lightning."""
+"""Crops on disk: one reader per layout, the data doctor, the augmentation and the DataModule. Import from the
+modules; this package imports nothing, so `jersey-cls-synth` starts without loading Lightning."""

@@ -87,6 +87,7 @@ def hold_out(train: Split, share: float, seed: int) -> tuple[Split, Split, list[
             skipped,
             [path for path in train.unlabelled if keep(train.tracks.get(path))],
             {path: track for path, track in train.tracks.items() if keep(track)},
+            sources={path: source for path, source in train.sources.items() if keep(train.tracks.get(path))},
         )
 
     return part("train", lambda t: t not in held), part("val", lambda t: t in held), sorted(held)

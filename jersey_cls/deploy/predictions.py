@@ -45,10 +45,11 @@ class PredictionWriter(BasePredictionWriter):
                 track, answer, confidence, crops_used (the legible ones), crops_total. For a SoccerNet split,
                 also <predictions file>_submission.json, the benchmark's submission: {player id: number}, -1 for
                 illegible.
-            review: Also write the this many crops the model is least sure of (with tracks: tracks, each as its
-                surest crop) as a Roboflow JSONL split, <predictions file>_review/annotations.jsonl with
-                the images, the model's guess as each label: import it, correct, and add it to your data. Least
-                sure: the lowest probability of the likeliest answer (for a track, the track answer's confidence).
+            review: Also write this many crops the model is least sure of (with tracks: tracks, each as the crop
+                that read its answer most surely) as a Roboflow JSONL split, <predictions file>_review/ with the
+                images and annotations.jsonl, the model's guess as each label: import it, correct, and add it to
+                your data. Least sure: the lowest probability of the likeliest answer (for a track, the track
+                answer's confidence).
         """
         super().__init__(write_interval="batch")
         self.format = format
@@ -138,8 +139,7 @@ class PredictionWriter(BasePredictionWriter):
             if read.layout == "soccernet" and self._track_key == TRACK_KEY:
                 self._write_submission(rows, read.tracks)
             if self.review:
-                surest = {track: path for track, (_, path) in self._tracks.surest.items()}
-                review = tracks_to_review(self._tracks.answers(), surest, self.review)
+                review = tracks_to_review(self._tracks.answers(), self._tracks.crop_reading, self.review)
         if review is not None:
             annotations = write_review(self.path.with_name(f"{self.path.stem}_review"), review)
             print(f"jersey-cls: wrote the {len(review)} least-sure {'tracks' if self._tracks else 'crops'} to review "

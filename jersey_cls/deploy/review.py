@@ -2,7 +2,7 @@
 are the model's guesses, so a person corrects instead of typing.
 
 The rule: least sure = the lowest probability of the model's likeliest answer (for a track, the track answer's
-confidence), ties broken by path. A track is shown by the crop whose answer is the surest."""
+confidence), ties broken by path. A track is shown by the crop that gave its answer the highest probability."""
 
 import json
 import shutil
@@ -19,9 +19,11 @@ def least_sure(rows: list[dict], key: str, n: int) -> list[dict]:
 
 def write_review(folder: Path, items: list[tuple[str, str, float, dict]]) -> Path:
     """``items``: (image path, the model's guess, its probability, other keys) in review order. Copies each image
-    into ``folder`` and writes ``folder/annotations.jsonl``; an "illegible" guess is an empty label."""
-    if folder.exists():
-        shutil.rmtree(folder)
+    into ``folder`` (or ``folder``-2, -3, ... rather than touch one a person may be correcting) and writes
+    ``annotations.jsonl`` there; an "illegible" guess is an empty label."""
+    stem, n = folder.name, 2
+    while folder.exists():
+        folder, n = folder.with_name(f"{stem}-{n}"), n + 1
     folder.mkdir(parents=True)
     lines = []
     for rank, (path, guess, probability, fields) in enumerate(items, start=1):
@@ -42,8 +44,7 @@ def crops_to_review(predictions: list[dict], n: int) -> list[tuple[str, str, flo
     return [(row["path"], row["top1_label"], float(row["top1_prob"]), {}) for row in chosen]
 
 
-def tracks_to_review(tracks: list[dict], best_crops: dict[str, str], n: int) -> list[tuple[str, str, float, dict]]:
-    """The ``n`` least-sure tracks of predict's track answers, each as its surest crop."""
-    readable = [row for row in tracks if row["track"] in best_crops]
-    return [(best_crops[row["track"]], row["answer"], float(row["confidence"]), {"track_id": row["track"]})
-            for row in least_sure(readable, "confidence", n)]  # fmt: skip
+def tracks_to_review(tracks: list[dict], crop_reading, n: int) -> list[tuple[str, str, float, dict]]:
+    """The ``n`` least-sure tracks of predict's track answers, each as ``crop_reading(track, answer)``."""
+    return [(crop_reading(row["track"], row["answer"]), row["answer"], float(row["confidence"]),
+             {"track_id": row["track"]}) for row in least_sure(tracks, "confidence", n)]  # fmt: skip

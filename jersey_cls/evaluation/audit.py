@@ -3,16 +3,20 @@ written so that the fix takes seconds."""
 
 import copy
 import csv
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
+import torch
 from PIL import Image
 
+from jersey_cls.data.classes import class_weights
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.images import load_rgb
 from jersey_cls.data.layouts import Split
+from jersey_cls.data.layouts.soccernet import ground_truth_file
 from jersey_cls.evaluation.label_audit import suspects
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.seeds import run_seed
@@ -27,9 +31,10 @@ COLUMNS = ["rank", "split", "path", "given", "suggested", "given_prob", "suggest
 
 def label_at(split: Split, path: str) -> str:
     """Where a crop's label is written: a JSONL file and line, an ImageFolder folder, a ground-truth entry."""
-    if split.layout == "imagefolder":
-        return str(Path(path).parent)
-    return split.sources.get(path, path)
+    if split.layout == "soccernet" and path in split.tracks:
+        return f"{ground_truth_file(split.root)}: {split.tracks[path]!r}"
+    source = split.sources.get(path, path)
+    return str(Path(path).parent) if source == path else source  # an image that is its own row: its folder
 
 
 def run_audit(
@@ -42,7 +47,11 @@ def run_audit(
     known = set(data.class_names)  # a label the model has no output for cannot be judged
     for name, split in list(data.splits.items()):
         data.splits[name] = replace(split, samples=[s for s in split.samples if s[1] in known])
+    # The class list came from the checkpoint; the balanced sampler and the weighted loss need train's counts.
+    data.class_weights = class_weights(Counter(label for _, label in data.splits["train"].samples), data.class_names)
     starting = copy.deepcopy(model)
+    if starting.loss_weights is not None:
+        starting.loss_weights = torch.tensor(data.class_weights)
     load_start_weights(starting)
     model.load_state_dict(read_checkpoint(ckpt_path)["state_dict"])
     model.to(trainer.strategy.root_device)

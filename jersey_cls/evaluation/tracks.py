@@ -21,12 +21,16 @@ class Tracks:
         self.used: dict[str, int] = {}
         self.total: dict[str, int] = {}
         self.illegible_prob: dict[str, float] = {}
-        self.surest: dict[str, tuple[float, str]] = {}  # the crop whose answer is the surest
+        # Per track and class: the highest probability any of its crops gave the class, and that crop.
+        self.best_prob: dict[str, np.ndarray] = {}
+        self.best_crop: dict[str, np.ndarray] = {}
 
     def add(self, track: str, probabilities: np.ndarray, path: str = "") -> None:
         self.total[track] = self.total.get(track, 0) + 1
-        if float(probabilities.max()) > self.surest.get(track, (-1.0, ""))[0]:
-            self.surest[track] = (float(probabilities.max()), path)
+        best = self.best_prob.setdefault(track, np.full(len(self.class_names), -1.0))
+        crops = self.best_crop.setdefault(track, np.full(len(self.class_names), "", dtype=object))
+        better = probabilities > best
+        best[better], crops[better] = probabilities[better], path
         self.evidence.setdefault(track, np.zeros(len(self.class_names)))
         self.used.setdefault(track, 0)
         if self.illegible is not None:
@@ -35,6 +39,10 @@ class Tracks:
                 return
         self.evidence[track] += np.log(np.clip(probabilities, 1e-12, 1.0))
         self.used[track] += 1
+
+    def crop_reading(self, track: str, answer: str) -> str:
+        """The crop of ``track`` that gave ``answer`` the highest probability."""
+        return self.best_crop[track][self.class_names.index(answer)]
 
     def answers(self, min_confidence: float = 0.0) -> list[dict]:
         rows = []

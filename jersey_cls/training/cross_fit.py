@@ -49,7 +49,9 @@ def cross_fit(
 ) -> tuple[np.ndarray, list[int]]:
     """Probabilities for each of train's samples (rows in ``data.splits["train"].samples`` order; NaN where a
     crop could not be read) from ``folds`` models, each trained for ``epochs`` on the other folds with the run's
-    recipe (its accelerator, precision and EMA), and the fold of each crop."""
+    recipe (the Trainer's accelerator, device, precision, gradient clipping and accumulation, and its EMA), and the
+    fold of each crop. The folds train on loaders of the data's own recipe, without its setup, which would read the
+    splits again."""
     train = data.splits["train"]
     groups = [train.tracks.get(path, path) for path, _ in train.samples]
     fold_of = assign_folds(groups, folds, seed)
@@ -63,15 +65,19 @@ def cross_fit(
             "val": replace(train, name="val", samples=[train.samples[i] for i in held]),
         }
         model = new_model()
+        device = trainer.strategy.root_device
         with tempfile.TemporaryDirectory() as scratch:
             fold_trainer = pl.Trainer(
-                accelerator=trainer.accelerator, devices=1, precision=trainer.precision, max_epochs=epochs,
-                callbacks=copy.deepcopy(ema), logger=False, enable_checkpointing=False, limit_val_batches=0,
-                enable_progress_bar=False, enable_model_summary=False, default_root_dir=scratch,
+                accelerator=trainer.accelerator, devices=[device.index] if device.type == "cuda" else 1,
+                precision=trainer.precision, max_epochs=epochs, gradient_clip_val=trainer.gradient_clip_val,
+                gradient_clip_algorithm=trainer.gradient_clip_algorithm,
+                accumulate_grad_batches=trainer.accumulate_grad_batches, callbacks=copy.deepcopy(ema), logger=False,
+                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                default_root_dir=scratch,
             )  # fmt: skip
-            fold_trainer.fit(model, datamodule=fold_data)
-        model.to(fold_trainer.strategy.root_device)
-        found, indices = probabilities(model, fold_data.val_dataloader())
+            fold_trainer.fit(model, train_dataloaders=fold_data.train_dataloader())
+        model.float().to(device)  # a half-precision fit leaves half-precision weights
+        found, indices = probabilities(model, fold_data.val_dataloader())  # index: the place in ``held``
         result[[held[i] for i in indices]] = found
         print(f"jersey-cls: audit: fold {fold + 1}/{folds} read {len(indices)} of train's crops it never trained on")
     return result, fold_of

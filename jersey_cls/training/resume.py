@@ -23,10 +23,12 @@ def adopt_run_folder(config: Namespace, path: Path, explicit: set[str]) -> None:
         config.trainer.default_root_dir = str(folder.parent if folder.name == "checkpoints" else folder)
 
 
-def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str]) -> list[str]:
-    """Make ``config`` (of validate, test, predict or export) describe the checkpoint's model and data: backbone,
-    head, classes, image size, data root and run folder. A flag given on the command line still wins; when it
-    changes what the checkpoint means, the returned notes say so."""
+def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str], trains: bool = False) -> list[str]:
+    """Make ``config`` (of validate, test, predict, export or audit) describe the checkpoint's model and data:
+    backbone, head, classes, image size, data root and run folder; for a command that ``trains`` new models like
+    it (audit), also its starting weights and its data recipe (augmentation, batch size, sampler, frame labels).
+    A flag given on the command line still wins; when it changes what the checkpoint means, the returned notes
+    say so."""
     model = checkpoint["hyper_parameters"]
     data = checkpoint.get("datamodule_hyper_parameters", {})
     notes = []
@@ -42,16 +44,20 @@ def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str]) -
         elif key not in explicit:
             config[section][name] = value
 
+    starting = {"pretrained", "init_from"} if trains else set()
     for name, value in model.items():
-        if name in config.model and name not in NOT_ADOPTED:
+        if name in config.model and (name not in NOT_ADOPTED or name in starting):
             take(f"model.{name}", value)
     config.data.class_names = list(model["class_names"])
     take("data.image_size", model["image_size"])
     config.model.image_size = int(config.data.image_size)
     # The data the model was trained and judged on, read as it was (the same tracks held out as val).
-    for name in ("data_root", "illegible", "illegible_labels", "frames_per_track", "val_share", "val_seed"):
+    names = ["data_root", "illegible", "illegible_labels", "frames_per_track", "val_share", "val_seed"]
+    for name in names + (["batch_size", "sampler", "frame_labels"] if trains else []):
         if name in data:
             take(f"data.{name}", data[name])
+    if trains and "augment" in data and not any(key.startswith("data.augment") for key in explicit):
+        config.data.augment = Namespace(**data["augment"])
     return notes
 
 

@@ -30,7 +30,7 @@ class Split:
     unlabelled: list[str] = field(default_factory=list)
     tracks: dict[str, str] = field(default_factory=dict)  # image path -> player track, where the layout has them
     relabelled: list[str] = field(default_factory=list)  # crops --data.frame_labels made illegible
-    sources: dict[str, str] = field(default_factory=dict)  # image path -> where its label is written
+    sources: dict[str, str] = field(default_factory=dict)  # image path -> the row that gives its label
 
     def skip(self, reason: str, example: str) -> None:
         self.skipped.setdefault(reason, []).append(example)
@@ -78,6 +78,7 @@ def read_split_dir(split_dir: Path, split: str) -> Split:
         elif row.label is None:
             result.skip(row.unreadable, row.source)
             result.unlabelled.append(row.path)
+            result.sources[row.path] = row.source
         else:
             result.samples.append((row.path, row.label))
             result.sources[row.path] = row.source

@@ -85,8 +85,7 @@ def read_soccernet(split_dir: Path, need_truth: bool) -> list[Row]:
             rows.append(Row(problem=missing))
             continue
         label = truth[track] if truth else None
-        source = f"{gt_file}: {track!r}" if gt_file else ""  # where the track's label is written
         for crop in crops:
-            rows.append(Row(str(crop), None if label == "-1" else label, {TRACK_KEY: track}, source or str(crop),
+            rows.append(Row(str(crop), None if label == "-1" else label, {TRACK_KEY: track}, str(crop), None,
                             unreadable="illegible track (-1)"))  # fmt: skip
     return rows
