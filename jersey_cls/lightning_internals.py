@@ -13,7 +13,7 @@ changes. On a Lightning upgrade, check each:
 - `Trainer.fit_loop.setup_data()`: the train loader's length (steps per epoch, for the warm-up) when max_epochs is
   -1, where `Trainer.estimated_stepping_batches` returns max_steps without loading it.
   https://github.com/Lightning-AI/pytorch-lightning/pull/14317
-- `LightningCLI._parse_ckpt_path`: turned off; `jersey_cls.training.checkpoints` and `training.resume` decide what a checkpoint sets.
+- `LightningCLI._parse_ckpt_path`: turned off; `jersey_cls.training.resume` decides what a checkpoint sets.
   https://github.com/Lightning-AI/pytorch-lightning/pull/21455
 - `WeightAveraging._average_model`: whether the EMA callback holds an average (fit) or not (evaluation).
   https://github.com/Lightning-AI/pytorch-lightning/pull/20545
