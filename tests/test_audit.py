@@ -75,6 +75,18 @@ def test_the_audit_ranks_suspects_of_every_split_and_names_the_line_that_holds_e
         assert written["suffix"] == row["given"] and Path(file).parent / written["image"] == Path(row["path"])
     assert Path("runs/jersey/audit/suspect_labels.png").stat().st_size > 0
 
+    # The same rule recomputed with numpy from the probabilities the audit wrote: one threshold per class over
+    # every audited crop, a suspect where the likeliest class at or above its threshold is not the given one.
+    crops = read_csv(Path("runs/jersey/audit/out_of_sample.csv"))
+    names = list(crops[0])[3:]
+    probabilities = np.array([[float(crop[name]) for name in names] for crop in crops])
+    given = np.array([names.index(crop["given"]) for crop in crops])
+    t = np.array([probabilities[given == j, j].mean() for j in range(len(names))])
+    confident = np.where(probabilities >= t, probabilities, -1)
+    y_star = np.where((probabilities >= t).any(axis=1), confident.argmax(axis=1), -1)
+    expected = {crops[i]["path"] for i in np.flatnonzero((y_star >= 0) & (y_star != given))}
+    assert {row["path"] for row in rows} == expected
+
 
 def test_validate_says_how_many_labels_the_model_confidently_disagrees_with(trained, capsys):
     main(eval_args("predict", trained, "--data.predict_path", str(trained / "valid")))

@@ -17,7 +17,7 @@ from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.images import load_rgb
 from jersey_cls.data.layouts import Split
 from jersey_cls.data.layouts.soccernet import ground_truth_file
-from jersey_cls.evaluation.label_audit import suspects
+from jersey_cls.evaluation.label_audit import suspects, thresholds
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.seeds import run_seed
 from jersey_cls.synth.sheet import contact_sheet
@@ -65,28 +65,32 @@ def run_audit(
     print(f"jersey-cls: audit: val and test read by {ckpt_path}; train by {folds} models, each trained {epochs} "
           f"epoch(s) on the other folds")  # fmt: skip
     found["train"], _ = cross_fit(trainer, lambda: copy.deepcopy(starting), data, folds, epochs, run_seed())
-    rows = []
     index = {name: i for i, name in enumerate(data.class_names)}
+    given = {name: np.array([index[label] for _, label in data.splits[name].samples], dtype=int) for name in found}
+    read = {name: ~np.isnan(probs).any(axis=1) for name, probs in found.items()}
+    # One threshold per class over the whole data, as the paper computes them: a split's own few crops per class
+    # make a noisy mean, and a class that no wrong label lowers keeps half its own crops under it.
+    t = thresholds(
+        np.concatenate([found[n][read[n]] for n in found]), np.concatenate([given[n][read[n]] for n in found])
+    )
+    folder = Path(trainer.default_root_dir) / "audit"
+    write_probabilities(folder / "out_of_sample.csv", data, found, read)
+    rows = []
     for name in ("train", "val", "test"):
         if name not in found:
             continue
-        split, probs = data.splits[name], found[name]
-        read = ~np.isnan(probs).any(axis=1)
-        given = np.array([index[label] for _, label in split.samples])
-        positions = np.flatnonzero(read)
-        for s in suspects(probs[read], given[read]):
+        split, probs, positions = data.splits[name], found[name], np.flatnonzero(read[name])
+        for s in suspects(probs[positions], given[name][positions], t):
             path = split.samples[positions[s.index]][0]
             rows.append({"split": name, "path": path, "given": data.class_names[s.given],
                          "suggested": data.class_names[s.suggested], "given_prob": round(s.given_probability, 4),
                          "suggested_prob": round(s.suggested_probability, 4),
                          "suggested_threshold": round(s.suggested_threshold, 4),
                          "label_at": label_at(split, path)})  # fmt: skip
-        print(f"jersey-cls: audit: {name}: {sum(r['split'] == name for r in rows)} suspect labels of {int(read.sum())}")
+        print(f"jersey-cls: audit: {name}: {sum(r['split'] == name for r in rows)} suspect labels of {len(positions)}")
     rows.sort(key=lambda r: r["given_prob"])
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
-    folder = Path(trainer.default_root_dir) / "audit"
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "suspect_labels.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -98,3 +102,15 @@ def run_audit(
     sheet = contact_sheet(crops, captions, folder / "suspect_labels.png", "given → suggested, most suspect first")
     print(f"jersey-cls: audit: wrote {len(rows)} suspect labels to {path}, the first {len(top)} shown in {sheet}")
     return path
+
+
+def write_probabilities(path: Path, data: JerseyDataModule, found: dict[str, np.ndarray], read: dict) -> None:
+    """Every audited crop's out-of-sample probabilities: split, path, given label, one column per class."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["split", "path", "given", *data.class_names])
+        for name, probs in found.items():
+            for (crop, label), row, ok in zip(data.splits[name].samples, probs, read[name], strict=True):
+                if ok:
+                    writer.writerow([name, crop, label, *np.round(row, 6)])

@@ -50,9 +50,10 @@ class Suspect:
     suggested_threshold: float
 
 
-def suspects(probabilities: np.ndarray, given: np.ndarray) -> list[Suspect]:
-    """The crops whose confident label is another class than the given one, least-believed given label first."""
-    t = thresholds(probabilities, given)
+def suspects(probabilities: np.ndarray, given: np.ndarray, t: np.ndarray | None = None) -> list[Suspect]:
+    """The crops whose confident label is another class than the given one, least-believed given label first;
+    ``t``: the thresholds, by default those of these crops."""
+    t = thresholds(probabilities, given) if t is None else t
     y_star = confident_labels(probabilities, t)
     flagged = np.flatnonzero((y_star >= 0) & (y_star != given))
     found = [
