@@ -45,7 +45,10 @@ def write_crop(path: Path, label: str, seed: str) -> None:
 @pytest.fixture
 def jsonl_root(tmp_path) -> Path:
     """A tiny Roboflow JSONL export: train/ valid/ test/, each with annotations.jsonl."""
-    root = tmp_path / "jsonl_data"
+    return write_jsonl_dataset(tmp_path / "jsonl_data")
+
+
+def write_jsonl_dataset(root: Path) -> Path:
     for split, count in SPLIT_SIZES.items():
         rows = []
         for label in LABELS:
