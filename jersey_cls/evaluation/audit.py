@@ -64,7 +64,7 @@ def run_audit(
             found[name] = full
     print(f"jersey-cls: audit: val and test read by {ckpt_path}; train by {folds} models, each trained {epochs} "
           f"epoch(s) on the other folds")  # fmt: skip
-    found["train"], _ = cross_fit(trainer, lambda: copy.deepcopy(starting), data, folds, epochs, run_seed())
+    found["train"] = cross_fit(trainer, lambda: copy.deepcopy(starting), data, folds, epochs, run_seed())
     index = {name: i for i, name in enumerate(data.class_names)}
     given = {name: np.array([index[label] for _, label in data.splits[name].samples], dtype=int) for name in found}
     read = {name: ~np.isnan(probs).any(axis=1) for name, probs in found.items()}

@@ -46,12 +46,11 @@ def cross_fit(
     folds: int,
     epochs: int,
     seed: int,
-) -> tuple[np.ndarray, list[int]]:
+) -> np.ndarray:
     """Probabilities for each of train's samples (rows in ``data.splits["train"].samples`` order; NaN where a
     crop could not be read) from ``folds`` models, each trained for ``epochs`` on the other folds with the run's
-    recipe (the Trainer's accelerator, device, precision, gradient clipping and accumulation, and its EMA), and the
-    fold of each crop. The folds train on loaders of the data's own recipe, without its setup, which would read the
-    splits again."""
+    recipe (the Trainer's accelerator, device, precision, gradient clipping and accumulation, and its EMA). The
+    folds train on loaders of the data's own recipe, without its setup, which would read the splits again."""
     train = data.splits["train"]
     groups = [train.tracks.get(path, path) for path, _ in train.samples]
     fold_of = assign_folds(groups, folds, seed)
@@ -80,4 +79,4 @@ def cross_fit(
         found, indices = probabilities(model, fold_data.val_dataloader())  # index: the place in ``held``
         result[[held[i] for i in indices]] = found
         print(f"jersey-cls: audit: fold {fold + 1}/{folds} read {len(indices)} of train's crops it never trained on")
-    return result, fold_of
+    return result
