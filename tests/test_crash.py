@@ -5,6 +5,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -77,9 +78,10 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_last_ckpt(jsonl_root,
         if other_fs:
             shutil.rmtree(other_fs)
     assert steps == sorted(steps) and steps[-1] > steps[0], f"resumes did not advance: {steps}"
-    # A kill mid-save leaves that run's staging file; the next run's first save tidies it away.
+    # A kill mid-save leaves that run's staging file (of last.ckpt or of a best checkpoint); the next run's first
+    # save tidies it away, so only the last run's can be left.
     left = [p.name for p in LAST.parent.iterdir() if p.name.endswith(".tmp")]
-    assert all(name.startswith(f".last.ckpt.{process.pid}.") for name in left), left
+    assert all(name.endswith(f".{process.pid}.tmp") for name in left), left
 
 
 @pytest.mark.timeout(600)  # a run stopped, then resumed, each waited for up to 120 and 300 s
@@ -121,6 +123,25 @@ def test_a_save_killed_mid_write_leaves_the_previous_checkpoint_intact(tmp_path)
     assert torch.load(target, weights_only=True)["epoch"] == 1
     AtomicCheckpointIO().save_checkpoint({"epoch": 3}, target)  # the next save tidies the killed one's file
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_a_best_checkpoint_killed_mid_save_is_tidied_by_the_next_save_of_any_checkpoint(tmp_path, children):
+    """A best checkpoint's name is never written again, so its staging file must go with another file's save."""
+    dead = tmp_path / f".best-epoch=000-acc=0.1875.ckpt.{dead_pid()}.tmp"
+    alive = subprocess.Popen(["sleep", "60"])
+    children.append(alive)
+    writing = tmp_path / f".best-epoch=001-acc=0.2500.ckpt.{alive.pid}.tmp"
+    for staging in (dead, writing):
+        staging.write_bytes(b"half a checkpoint")
+    AtomicCheckpointIO().save_checkpoint({"epoch": 2}, tmp_path / "last.ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([writing.name, "last.ckpt"])
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
 
 
 def test_divergence_stops_with_a_diagnosis_and_a_finite_last_ckpt(jsonl_root, capsys):

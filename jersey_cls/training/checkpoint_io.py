@@ -1,6 +1,7 @@
 """AtomicCheckpointIO: a checkpoint file is either the old one or the new one, never half of one."""
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(staging, target)
         finally:
             staging.unlink(missing_ok=True)
-        # Staging files of killed runs are never loaded (Lightning's "last" lookup skips dot-files); tidy them.
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+        # Staging files of killed saves are never loaded (Lightning's "last" lookup skips dot-files); tidy them,
+        # whichever checkpoint they were for: a best checkpoint's name is never written again.
+        for stale in target.parent.glob(".*.tmp"):
+            match = STAGING.fullmatch(stale.name)
+            if match and not writing(int(match["pid"])):
+                stale.unlink(missing_ok=True)
+
+
+STAGING = re.compile(r"\..+\.(?P<pid>\d+)\.tmp")
+
+
+def writing(pid: int) -> bool:
+    """Whether another live process may still be writing a staging file named with ``pid``."""
+    if pid == os.getpid():
+        return False  # this process saves one checkpoint at a time, and its last one is in place
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
