@@ -9,7 +9,8 @@ from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.messages import JerseyInputError
 from jersey_cls.numbers import label_sort_key
-from jersey_cls.synth.sets import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset
+from jersey_cls.synth import sets
+from jersey_cls.synth.sets import DEFAULT_NUMBERS, embedded_dataset
 
 from .conftest import LABELS, write_crop
 
@@ -110,13 +111,15 @@ def test_image_broken_after_the_scan_is_skipped_not_fatal(jsonl_root):
     assert len(batch["target"]) == 15
 
 
-def test_embedded_dataset_is_rendered_once_and_reused(tmp_path):
+def test_embedded_dataset_is_rendered_once_and_reused(tmp_path, monkeypatch):
+    # Fewer crops a number than the real set (whose whole fit is the slow quick-start test), the same code path.
+    monkeypatch.setattr(sets, "SPLIT_SIZES", {"train": 3, "valid": 2, "test": 1})
     root = embedded_dataset(tmp_path / "cache")
     first = (root / "train" / "annotations.jsonl").stat().st_mtime_ns
     assert embedded_dataset(tmp_path / "cache") == root
     assert (root / "train" / "annotations.jsonl").stat().st_mtime_ns == first
     lines = (root / "valid" / "annotations.jsonl").read_text().splitlines()
-    assert len(lines) == len(DEFAULT_NUMBERS) * SPLIT_SIZES["valid"]
+    assert len(lines) == len(DEFAULT_NUMBERS) * 2
     data = JerseyDataModule(cache_dir=str(tmp_path / "cache"), num_workers=0)
     assert data.class_names[:2] == ["0", "00"] and len(data.class_names) == len(DEFAULT_NUMBERS)
 
