@@ -29,25 +29,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(staging, target)
         finally:
             staging.unlink(missing_ok=True)
-        # Staging files of killed saves are never loaded (Lightning's "last" lookup skips dot-files); tidy them,
-        # whichever checkpoint they were for: a best checkpoint's name is never written again.
+        # Staging files of killed saves are never loaded (Lightning's "last" lookup skips dot-files); tidy them:
+        # this target's, and those of other checkpoints whose writer is gone (a best checkpoint's name is never
+        # written again).
         for stale in target.parent.glob(".*.tmp"):
             match = STAGING.fullmatch(stale.name)
-            if match and not writing(int(match["pid"])):
+            if match and (match["target"] == target.name or not writing(int(match["pid"]))):
                 stale.unlink(missing_ok=True)
 
 
-STAGING = re.compile(r"\..+\.(?P<pid>\d+)\.tmp")
+STAGING = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)\.tmp")
 
 
 def writing(pid: int) -> bool:
-    """Whether another live process may still be writing a staging file named with ``pid``."""
+    """Whether a process other than this one may still be writing a staging file named with ``pid``."""
     if pid == os.getpid():
         return False  # this process saves one checkpoint at a time, and its last one is in place
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would end that process on Windows
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # alive, another user's
     return True
