@@ -34,11 +34,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # written again).
         for stale in target.parent.glob(".*.tmp"):
             match = STAGING.fullmatch(stale.name)
-            if match and (match["target"] == target.name or not writing(int(match["pid"]))):
-                stale.unlink(missing_ok=True)
+            try:
+                if match and (match["target"] == target.name or not writing(int(match["pid"]))):
+                    stale.unlink(missing_ok=True)
+            except OSError:
+                pass  # a file left behind never fails a save that succeeded
 
 
-STAGING = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)\.tmp")
+STAGING = re.compile(r"\.(?P<target>[^/]+\.ckpt)\.(?P<pid>\d{1,9})\.tmp")
 
 
 def writing(pid: int) -> bool:
