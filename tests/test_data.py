@@ -5,6 +5,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
+from jersey_cls.data import datamodule
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.messages import JerseyInputError
@@ -113,7 +114,9 @@ def test_image_broken_after_the_scan_is_skipped_not_fatal(jsonl_root):
 
 def test_embedded_dataset_is_rendered_once_and_reused(tmp_path, monkeypatch):
     # Fewer crops a number than the real set (whose whole fit is the slow quick-start test), the same code path.
-    monkeypatch.setattr(sets, "SPLIT_SIZES", {"train": 3, "valid": 2, "test": 1})
+    small = {"train": 3, "valid": 2, "test": 1}
+    monkeypatch.setattr(sets, "SPLIT_SIZES", small)
+    monkeypatch.setattr(datamodule, "SPLIT_SIZES", small)
     root = embedded_dataset(tmp_path / "cache")
     first = (root / "train" / "annotations.jsonl").stat().st_mtime_ns
     assert embedded_dataset(tmp_path / "cache") == root
