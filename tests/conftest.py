@@ -1,6 +1,7 @@
 import json
 import random
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -58,6 +59,31 @@ def write_jsonl_dataset(root: Path) -> Path:
                 rows.append({"image": name, "prefix": "Read the number.", "suffix": label})
         (root / split / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory) -> Path:
+    """One short fit of the small JSONL set per test process (2 epochs, lr 0.01), offline, for the tests that
+    only need some trained run: each works on its own copy (`trained`)."""
+    folder = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setattr(sys, "argv", ["jersey-cls"])
+        for name, value in {"WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg",
+                            "XDG_CACHE_HOME": str(folder / "cache")}.items():  # fmt: skip
+            patch.setenv(name, value)
+        from jersey_cls.cli import main
+
+        main(fit_args(write_jsonl_dataset(folder / "jsonl_data"), "--model.lr", "0.01", epochs=2))
+    return folder
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path) -> Path:
+    """A copy of the shared fit's run in runs/jersey, and of its data, which the test may change: the data's path.
+    The checkpoints still name the shared data, so commands that rely on that are given --data.data_root."""
+    shutil.copytree(trained_once / "runs", "runs")
+    return shutil.copytree(trained_once / "jsonl_data", tmp_path / "jsonl_data")
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 import csv
 import json
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ from jersey_cls.data.layouts import read_split_dir
 from jersey_cls.evaluation.audit import label_at
 from jersey_cls.evaluation.label_audit import confident_joint, confident_labels, suspects, thresholds
 
-from .conftest import eval_args, fit_args, write_jsonl_dataset
+from .conftest import eval_args
 
 # Seven crops, three classes; crop 2 (labelled 0) and crop 6 (labelled 2) look like other classes.
 PROBABILITIES = np.array([
@@ -47,27 +45,6 @@ def test_confident_learning_matches_the_papers_definitions_worked_by_hand():
 def test_a_class_no_crop_is_labelled_with_is_never_suggested():
     probabilities = np.array([[0.1, 0.9], [0.2, 0.8]])
     assert suspects(probabilities, np.array([0, 0])) == []  # class 1 has no threshold
-
-
-@pytest.fixture(scope="module")
-def trained_once(tmp_path_factory) -> Path:
-    """One short fit, offline, for the module's tests; each works on its own copy of the run folder."""
-    folder = tmp_path_factory.mktemp("trained")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setattr(sys, "argv", ["jersey-cls"])
-        for name, value in {"WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg",
-                            "XDG_CACHE_HOME": str(folder / "cache")}.items():  # fmt: skip
-            patch.setenv(name, value)
-        main(fit_args(write_jsonl_dataset(folder / "jsonl_data"), "--model.lr", "0.01", epochs=2))
-    return folder
-
-
-@pytest.fixture
-def trained(trained_once) -> Path:
-    """The data of the module's fit, and a copy of its run in this test's runs/jersey."""
-    shutil.copytree(trained_once / "runs", "runs")
-    return trained_once / "jsonl_data"
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -81,15 +81,14 @@ def test_single_class_data_is_refused(imagefolder_root, capsys):
     assert "train has 1 label (0); a classifier needs at least two" in fails(capsys, fit_args(imagefolder_root))
 
 
-def test_one_image_is_a_valid_predict_path_and_a_binary_file_is_not(jsonl_root, capsys):
-    main(fit_args(jsonl_root))
-    crop = jsonl_root / "test" / "7_0.jpg"
-    main(eval_args("predict", jsonl_root, "--data.predict_path", str(crop)))
+def test_one_image_is_a_valid_predict_path_and_a_binary_file_is_not(trained, capsys):
+    crop = trained / "test" / "7_0.jpg"
+    main(eval_args("predict", trained, "--data.predict_path", str(crop)))
     rows = Path("runs/jersey/predictions/7_0.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith(str(crop))
     blob = Path("weights.bin")
     blob.write_bytes(bytes(range(256)))
-    error = fails(capsys, eval_args("predict", jsonl_root, "--data.predict_path", str(blob)))
+    error = fails(capsys, eval_args("predict", trained, "--data.predict_path", str(blob)))
     assert "--data.predict_path weights.bin: neither an image" in error
 
 

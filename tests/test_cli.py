@@ -99,12 +99,15 @@ def test_installed_command_reports_bad_input_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_the_command_introduces_itself_and_says_its_version():
-    result = subprocess.run([sys.executable, "-m", "jersey_cls", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0
-    assert "jersey-cls trains the classifier that reads basketball jersey numbers" in result.stdout
+def test_the_command_introduces_itself_and_says_its_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    shown = capsys.readouterr().out
+    assert "jersey-cls trains the classifier that reads basketball jersey numbers" in shown
     for command in ("fit", "validate", "test", "predict", "export", "audit"):
-        assert re.search(rf"^  {command} +\w", result.stdout, re.M), command  # listed, with what it does
+        assert re.search(rf"^  {command} +\w", shown, re.M), command  # listed, with what it does
+    # `python -m jersey_cls` as a process: the module's entry point, not only the function behind it.
     version = subprocess.run([sys.executable, "-m", "jersey_cls", "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == f"jersey-cls {jersey_cls.__version__}"
 

@@ -34,12 +34,6 @@ def accuracy_of(state_dict: dict, data_root: Path) -> float:
     return correct / total
 
 
-@pytest.fixture
-def trained(jsonl_root):
-    main(fit_args(jsonl_root, "--model.lr", "0.01", epochs=2))
-    return jsonl_root
-
-
 def test_ema_weights_are_what_validation_and_checkpoints_use(trained, capsys):
     checkpoint = torch.load(LAST, map_location="cpu", weights_only=True)
     ema, raw = checkpoint["state_dict"], checkpoint["current_model_state"]

@@ -36,19 +36,17 @@ def test_commands_after_fit_take_the_model_and_data_from_the_best_checkpoint(jso
     assert tested == pytest.approx(sum(row["pred_label"] == row["label"] for row in rows) / len(rows), abs=1e-6)
 
 
-def test_predict_needs_no_config_and_never_overwrites(jsonl_root, capsys):
-    main(fit_args(jsonl_root))
+def test_predict_needs_no_config_and_never_overwrites(trained, capsys):
     last = str(RUN / "checkpoints" / "last.ckpt")
     for _ in range(2):
-        main(["predict", "--ckpt_path", last, "--data.predict_path", str(jsonl_root / "valid")])
+        main(["predict", "--ckpt_path", last, "--data.predict_path", str(trained / "valid")])
     written = sorted(p.name for p in (RUN / "predictions").iterdir())
     assert written == ["valid-2.csv", "valid.csv"]
     assert (RUN / "predictions" / "valid.csv").read_text() == (RUN / "predictions" / "valid-2.csv").read_text()
     assert "wrote 16 predictions" in capsys.readouterr().out
 
 
-def test_an_override_of_what_the_checkpoint_means_gets_a_note(jsonl_root, capsys):
-    main(fit_args(jsonl_root))
+def test_an_override_of_what_the_checkpoint_means_gets_a_note(trained, capsys):
     capsys.readouterr()
     main(["validate", "--ckpt_path", "last", "--data.image_size", "48", "--data.num_workers", "0"])
     assert "jersey-cls: note: --data.image_size 48 overrides the checkpoint's 32" in capsys.readouterr().out
