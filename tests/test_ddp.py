@@ -12,6 +12,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
+from jersey_cls.cli import main
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.evaluation.calibrate import uncalibrated_scores
 from jersey_cls.evaluation.calibration import fit_temperature
@@ -47,7 +48,7 @@ def last_logged(name: str) -> float:
 
 @pytest.mark.slow  # two fits of two processes each
 @pytest.mark.timeout(900)
-def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root):
+def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root, capsys):
     # 17 validation crops: 9 on rank 0, 8 on rank 1. A padding sampler would count one crop twice.
     valid = jsonl_root / "valid"
     shutil.copy(valid / "7_0.jpg", valid / "7_extra.jpg")
@@ -73,12 +74,11 @@ def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root):
 
     ddp_accuracy = last_logged("val/acc_top1")  # the EMA weights that last.ckpt holds, as in validate
     assert abs(ddp_accuracy * 17 - round(ddp_accuracy * 17)) < 1e-4  # a share of 17 crops, not of 18
-    single = subprocess.run(["jersey-cls", *eval_args("validate", jsonl_root)], capture_output=True, text=True)
-    assert single.returncode == 0, single.stderr[-3000:]
-    assert abs(printed_metric(single.stdout, "val/acc_top1") - ddp_accuracy) < 1e-6
+    capsys.readouterr()
+    main(eval_args("validate", jsonl_root))  # one process
+    assert abs(printed_metric(capsys.readouterr().out, "val/acc_top1") - ddp_accuracy) < 1e-6
     # Every metric the DDP run logged, recomputed by scikit-learn from what predict answers on the same crops.
-    predict = eval_args("predict", jsonl_root, "--data.predict_path", str(valid))
-    assert subprocess.run(["jersey-cls", *predict], capture_output=True).returncode == 0
+    main(eval_args("predict", jsonl_root, "--data.predict_path", str(valid)))
     with open(predictions_of(), newline="") as f:
         rows = list(csv.DictReader(f))
     y_true, y_pred = [row["label"] for row in rows], [row["pred_label"] for row in rows]
