@@ -82,7 +82,7 @@ def trained_once(tmp_path_factory) -> Path:
 def trained(trained_once, tmp_path) -> Path:
     """A copy of the shared fit's run in runs/jersey, and of its data, which the test may change: the data's path.
     The checkpoints still name the shared data, so commands that rely on that are given --data.data_root."""
-    shutil.copytree(trained_once / "runs", "runs")
+    shutil.copytree(trained_once / "runs", tmp_path / "runs")
     return shutil.copytree(trained_once / "jsonl_data", tmp_path / "jsonl_data")
 
 

@@ -68,7 +68,8 @@ def test_every_command_of_a_page_runs_as_written(page, jsonl_root, request, monk
             args = [*args, *SHORT_RUN]
         elif args[0] == "audit":  # its fold models train as the short run does
             args = [*args, "--folds", "2", "--fold_epochs", "1", "--data.num_workers", "0"]
-        if args[0] != "fit" and not Path("runs/jersey").is_dir():  # a page that starts after its run's fit
+        needs_run = args[0] != "fit" or "--ckpt_path" in args  # a command that reads a trained run
+        if needs_run and not Path("runs/jersey").is_dir():  # a page that starts after its run's fit
             main(["fit", "--config", "configs/base.yaml", "--data.data_root", "my_data", *SHORT_RUN])
         try:
             main(args)
