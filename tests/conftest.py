@@ -16,30 +16,26 @@ LABELS = ["0", "00", "7", "23"]
 SPLIT_SIZES = {"train": 10, "valid": 4, "test": 4}
 
 
-def isolate(patch: pytest.MonkeyPatch, folder: Path, temp: Path) -> None:
-    """Run in ``folder``, offline, with its own cache and temp folder ``temp``.
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, tmp_path_factory, monkeypatch):
+    """Every test runs in its own folder, offline, with its own cache and temp folder.
 
     The temp folder matters for processes a test kills: W&B makes temp folders at import that only a clean
     exit removes.
     """
-    patch.chdir(folder)
-    patch.setenv("TMPDIR", str(temp))
-    patch.setattr(tempfile, "tempdir", str(temp))
-    patch.setattr(sys, "argv", ["jersey-cls"])
-    patch.setenv("XDG_CACHE_HOME", str(folder / "cache"))
-    patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder / "cache" / "jersey-cls" / "torchinductor"))
-    patch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.chdir(tmp_path)
+    temp = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(sys, "argv", ["jersey-cls"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache" / "jersey-cls" / "torchinductor"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
     # An in-process W&B run leaves its service's address in os.environ; a later subprocess would then log
     # through that service, which writes relative paths from another test's folder.
-    patch.delenv("WANDB_SERVICE", raising=False)
-    patch.setenv("HF_HUB_OFFLINE", "1")
-    patch.setenv("MPLBACKEND", "Agg")
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, tmp_path_factory, monkeypatch):
-    """Every test runs in its own folder, offline, with its own cache and temp folder."""
-    isolate(monkeypatch, tmp_path, tmp_path_factory.mktemp("tmp"))
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
 def write_crop(path: Path, label: str, seed: str) -> None:
@@ -71,7 +67,11 @@ def trained_once(tmp_path_factory) -> Path:
     only need some trained run: each works on its own copy (`trained`)."""
     folder = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as patch:
-        isolate(patch, folder, tmp_path_factory.mktemp("tmp"))
+        patch.chdir(folder)
+        patch.setattr(sys, "argv", ["jersey-cls"])
+        for name, value in {"WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg",
+                            "XDG_CACHE_HOME": str(folder / "cache")}.items():  # fmt: skip
+            patch.setenv(name, value)
         from jersey_cls.cli import main
 
         main(fit_args(write_jsonl_dataset(folder / "jsonl_data"), "--model.lr", "0.01", epochs=2))
