@@ -143,6 +143,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
                 "world_size": self.trainer.world_size,
                 "accumulate_grad_batches": self.trainer.accumulate_grad_batches,
                 "ema": self.config.fit.ema.enabled,
+                "augment_on": self.datamodule.augmentation_place(self.trainer.strategy.root_device),
             }
             refusals = resume.exactness_refusals(self.checkpoint, now, self.datamodule.class_names)
             resume.refuse(self.config.fit.ckpt_path, refusals)

@@ -1,9 +1,13 @@
-"""The training augmentation and the evaluation transform: PIL RGB image in, uint8 CHW tensor out. The model
-normalises, on the device."""
+"""The training augmentation, in one of two places: all of it per crop in the loader workers (torchvision: a PIL
+crop in, a uint8 CHW tensor out), or batched on the training device (kornia), the workers then only damaging
+each crop at its own resolution (JPEG, noise) and resizing it. Both draw each crop's own parameters from the same
+ranges and probabilities. The evaluation transform resizes. The model normalises, on the device."""
 
 from dataclasses import dataclass
 
+import kornia.augmentation as K
 import torch
+from kornia.augmentation.container import ImageSequential
 from torchvision.transforms import v2
 
 from jersey_cls.messages import JerseyInputError
@@ -19,11 +23,13 @@ class RandomGaussianNoise(v2.Transform):
         super().__init__()
         self.sigma = sigma
 
+    def make_params(self, flat_inputs) -> dict:
+        return {"sigma": float(torch.empty(1).uniform_(*self.sigma))}
+
     def transform(self, inpt, params):
         if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
             return inpt
-        sigma = float(torch.empty(1).uniform_(*self.sigma))
-        noisy = inpt.float() + torch.randn(inpt.shape) * sigma
+        noisy = inpt.float() + torch.randn(inpt.shape) * params["sigma"]
         return noisy.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -63,27 +69,75 @@ class Augment:
             raise JerseyInputError("\n".join(problems))
 
 
-def train_transform(image_size: int, augment: Augment) -> v2.Compose:
-    """``augment`` as torchvision transforms: a PIL crop in, a uint8 tensor of ``image_size`` out."""
+PERSPECTIVE_P = 0.3
+BLUR_P, BLUR_SIGMA = 0.3, (0.1, 1.5)
+ERASED_AREA = (0.02, 0.15)
+
+
+class Magnitudes:
+    """The geometric and colour ranges at strength ``s``, the published recipe's at 1: one source for both places."""
+
+    def __init__(self, s: float) -> None:
+        self.crop_scale = (1 - 0.3 * s, 1.0)
+        self.crop_ratio = (1 / (1 + 0.25 * s), 1 + 0.25 * s)
+        self.degrees, self.shear = 15 * s, 5 * s
+        self.translate = (0.05 * s, 0.05 * s)
+        self.scale = (1 - 0.1 * s, 1 + 0.1 * s)
+        self.distortion = 0.15 * s
+        self.colour, self.hue = 0.3 * s, 0.05 * s
+
+
+def train_transform(image_size: int, augment: Augment, batched: bool = False) -> v2.Compose:
+    """``augment`` as torchvision transforms: a PIL crop in, a uint8 tensor of ``image_size`` out. ``batched``: only
+    the damage that must happen at the crop's own resolution (JPEG, noise), then the resize; the rest is
+    batch_augmentation's, on the device."""
     s = augment.strength
     if s == 0:
         return eval_transform(image_size)
+    m = Magnitudes(s)
     # JPEG and noise act on the crop at its own resolution, before resizing, as broadcast damage does; applied
     # after a resize to 32 px, JPEG's 8x8 blocks and sigma-30 noise erase the digits and training stalls.
+    damage = [
+        v2.PILToTensor(),
+        v2.RandomApply([v2.JPEG(quality=augment.jpeg_quality)], p=augment.jpeg_p * s),
+        v2.RandomApply([RandomGaussianNoise(augment.noise_sigma)], p=augment.noise_p * s),
+    ]
+    if batched:
+        return v2.Compose([*damage, v2.Resize((image_size, image_size), antialias=True)])
     return v2.Compose(
         [
-            v2.PILToTensor(),
-            v2.RandomApply([v2.JPEG(quality=augment.jpeg_quality)], p=augment.jpeg_p * s),
-            v2.RandomApply([RandomGaussianNoise(augment.noise_sigma)], p=augment.noise_p * s),
-            v2.RandomResizedCrop(image_size, scale=(1 - 0.3 * s, 1.0), ratio=(1 / (1 + 0.25 * s), 1 + 0.25 * s)),
-            v2.RandomAffine(
-                degrees=15 * s, translate=(0.05 * s, 0.05 * s), scale=(1 - 0.1 * s, 1 + 0.1 * s), shear=5 * s
-            ),
-            v2.RandomPerspective(distortion_scale=0.15 * s, p=0.3),
-            v2.ColorJitter(brightness=0.3 * s, contrast=0.3 * s, saturation=0.3 * s, hue=0.05 * s),
-            v2.RandomApply([v2.GaussianBlur(kernel_size=3, sigma=(0.1, 1.5))], p=0.3 * s),
-            v2.RandomErasing(p=augment.erasing_p * s, scale=(0.02, 0.15), value=0),
+            *damage,
+            v2.RandomResizedCrop(image_size, scale=m.crop_scale, ratio=m.crop_ratio),
+            v2.RandomAffine(degrees=m.degrees, translate=m.translate, scale=m.scale, shear=m.shear),
+            v2.RandomPerspective(distortion_scale=m.distortion, p=PERSPECTIVE_P),
+            v2.ColorJitter(brightness=m.colour, contrast=m.colour, saturation=m.colour, hue=m.hue),
+            v2.RandomApply([v2.GaussianBlur(kernel_size=3, sigma=BLUR_SIGMA)], p=BLUR_P * s),
+            v2.RandomErasing(p=augment.erasing_p * s, scale=ERASED_AREA, value=0),
         ]
+    )
+
+
+def batch_augmentation(image_size: int, augment: Augment) -> ImageSequential | None:
+    """The rest of ``augment`` after train_transform(batched=True), as kornia modules over a batch of 0-1 float
+    crops of ``image_size``: train_transform's transforms from the resized crop on, with its ranges and
+    probabilities, in its order, each crop drawing its own parameters. None at strength 0.
+
+    Where kornia differs: ColorJitter draws the order of its four adjustments once a batch, not once a crop;
+    RandomErasing draws the aspect ratio of the erased box another way (the area, which the strength scales,
+    alike); and a crop that is not square is squashed to a square before the random crop, as evaluation sees
+    it, where torchvision crops the original and falls back to its centre."""
+    s = augment.strength
+    if s == 0:
+        return None
+    m = Magnitudes(s)
+    return ImageSequential(
+        K.RandomResizedCrop((image_size, image_size), scale=m.crop_scale, ratio=m.crop_ratio),
+        # torchvision's RandomAffine samples the nearest pixel; kornia's default would interpolate
+        K.RandomAffine(m.degrees, m.translate, m.scale, m.shear, resample="nearest", p=1.0),
+        K.RandomPerspective(distortion_scale=m.distortion, p=PERSPECTIVE_P),
+        K.ColorJitter(brightness=m.colour, contrast=m.colour, saturation=m.colour, hue=m.hue, p=1.0),
+        K.RandomGaussianBlur((3, 3), sigma=BLUR_SIGMA, p=BLUR_P * s),
+        K.RandomErasing(scale=ERASED_AREA, value=0.0, p=augment.erasing_p * s),
     )
 
 

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Literal
 
 import lightning.pytorch as pl
+import torch
 from filelock import FileLock
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
+from kornia.augmentation.container import ImageSequential
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from jersey_cls import default_cache_dir
-from jersey_cls.data.augment import Augment, eval_transform, train_transform
+from jersey_cls.data.augment import Augment, batch_augmentation, eval_transform, train_transform
 from jersey_cls.data.classes import class_list, class_weights, indexed, with_illegible
 from jersey_cls.data.datasets import CropDataset, PredictDataset, collate_readable, decode_or_none
 from jersey_cls.data.doctor import examine, format_report, skip_flagged
@@ -21,8 +23,8 @@ from jersey_cls.data.layouts import SPLIT_NAMES, PredictInput, Split, find_split
 from jersey_cls.data.sampling import EpochSampler
 from jersey_cls.data.tracks import hold_out, relabel_unread, thin_inputs, thin_tracks
 from jersey_cls.lightning_internals import train_progress
-from jersey_cls.messages import JerseyInputError, JerseyWarning
-from jersey_cls.seeds import run_seed
+from jersey_cls.messages import JerseyInputError, JerseyWarning, say
+from jersey_cls.seeds import derive_seed, run_seed
 from jersey_cls.synth.sets import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset, embedded_root
 
 # What each stage reads; the data doctor looks at every split present, for leakage into val and test.
@@ -40,6 +42,7 @@ class JerseyDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         sampler: Literal["shuffle", "balanced"] = "shuffle",
         augment: Augment = Augment(),  # noqa: B008 - frozen; jsonargparse reads its fields as --data.augment.*
+        augment_on: Literal["auto", "workers", "device"] = "auto",
         decode_once: bool = False,
         cache_dir: str | None = None,
         strict: bool = False,
@@ -65,6 +68,10 @@ class JerseyDataModule(pl.LightningDataModule):
             persistent_workers: Keep workers alive between epochs (needs num_workers > 0).
             sampler: "shuffle" for plain shuffling, "balanced" for a class-balanced WeightedRandomSampler.
             augment: The training augmentation (--data.augment.strength, ...): see jersey_cls.data.augment.Augment.
+            augment_on: Where the training augmentation runs. "workers": per crop, on the CPU, in the loader
+                workers. "device": batched on the training device, after the transfer; the workers only decode
+                and resize. "auto": the device on a CUDA GPU, the workers otherwise (on a CPU they were measured
+                faster: docs/speed.md).
             decode_once: Decode every image once, when its loader is built, and keep the pixels in RAM (the
                 workers share them) instead of decoding each epoch.
             cache_dir: Cache folder (embedded set, data-doctor results). None: $XDG_CACHE_HOME/jersey-cls or
@@ -109,6 +116,8 @@ class JerseyDataModule(pl.LightningDataModule):
         self.fixed_class_names = class_names is not None
         self.resume_at = {"epoch": 0, "batches_done": 0}
         self.decoded: dict[str, Image.Image] = {}
+        self.augment_place: str | None = None  # fit's, resolved: "workers" or "device"
+        self.batch_augment: ImageSequential | None = None  # on the device path
         if class_names is not None:  # from a checkpoint: train need not be here, nor readable
             self.class_names, self.class_weights = list(class_names), [1.0] * len(class_names)
             return
@@ -152,6 +161,8 @@ class JerseyDataModule(pl.LightningDataModule):
                 embedded_dataset(self.cache)
 
     def setup(self, stage: str) -> None:
+        if stage == "fit" and self.trainer is not None:
+            self._place_augmentation()
         if stage == "predict" and self.hparams.predict_path is not None:
             self.predict = PredictInput.read(Path(self.hparams.predict_path).expanduser())
         else:
@@ -164,6 +175,46 @@ class JerseyDataModule(pl.LightningDataModule):
             if stage == "predict":
                 self.predict = PredictInput.of_split(self._read("test", False) or self._read("val", True))
         self.predict.inputs = thin_inputs(self.predict.inputs, self.hparams.frames_per_track)
+
+    def augmentation_place(self, device: torch.device) -> str:
+        """Where fit's augmentation runs, "workers" or "device": --data.augment_on, auto resolved for ``device``."""
+        if self.hparams.augment_on != "auto":
+            return self.hparams.augment_on
+        return "device" if device.type == "cuda" else "workers"
+
+    def _place_augmentation(self) -> None:
+        hp, device = self.hparams, self.trainer.strategy.root_device
+        self.augment_place = self.augmentation_place(device)
+        batched = self.augment_place == "device"
+        self.batch_augment = batch_augmentation(hp.image_size, self.augment) if batched else None
+        if self.batch_augment is not None:
+            self.batch_augment.to(device)
+        if self.trainer.is_global_zero:
+            loader = "the loader workers" if hp.num_workers else "the loader"
+            if self.augment.strength == 0:
+                where = "off (--data.augment.strength 0)"
+            elif batched:
+                where = f"batched on {device}, after JPEG and noise at each crop's own size and the resize in {loader}"
+            else:
+                where = f"per crop, in {loader}"
+            say(f"jersey-cls: training augmentation {where} (--data.augment_on {hp.augment_on})")
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        # The seed of a train batch's augmentation on the device: where its first crop stands in the epoch's
+        # order, read here while the positions are still on the CPU. A resumed run then draws what an
+        # uninterrupted one would have, and each DDP rank draws its own.
+        if self.batch_augment is not None and isinstance(batch, dict) and "position" in batch:
+            batch["augment_seed"] = derive_seed(run_seed(), self.trainer.current_epoch, int(batch["position"][0]), 1)
+        return batch
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if not isinstance(batch, dict) or (seed := batch.pop("augment_seed", None)) is None:
+            return batch  # not a train batch on the device path: evaluation, the model summary's example, None
+        # kornia draws from torch's global generators; the model reseeds them for its own draws before every step.
+        torch.manual_seed(seed)
+        augmented = self.batch_augment(batch["image"].float().div_(255))
+        batch["image"] = augmented.mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+        return batch
 
     def _examine(self) -> None:
         """Run the data doctor; skip what it flags (or refuse, when strict) and keep its report."""
@@ -199,6 +250,7 @@ class JerseyDataModule(pl.LightningDataModule):
             "batch_size": self.hparams.batch_size,
             "world_size": self.trainer.world_size,
             "accumulate_grad_batches": self.trainer.accumulate_grad_batches,
+            **({"augment_on": self.augment_place} if self.augment_place else {}),
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -207,7 +259,8 @@ class JerseyDataModule(pl.LightningDataModule):
     def _loader(self, split_name: str, train: bool) -> DataLoader:
         hp = self.hparams
         samples = indexed(self._read(split_name, required=True), self.class_names, warn=self.fixed_class_names)
-        transform = train_transform(hp.image_size, self.augment) if train else eval_transform(hp.image_size)
+        batched = self.augment_place == "device"
+        transform = train_transform(hp.image_size, self.augment, batched) if train else eval_transform(hp.image_size)
         # Each rank reads its own share: JerseyTrainer turns Lightning's distributed sampler off.
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler, seed = range(rank, len(samples), world_size), None  # evaluation: every sample once, no padding

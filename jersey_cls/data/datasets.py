@@ -13,8 +13,9 @@ from jersey_cls.seeds import derive_seed
 
 
 class CropDataset(Dataset):
-    """{"image": uint8 CHW, "target": class index, "index": sample index}; an unreadable image yields ``None``,
-    which the collate drops. The index lets a failing batch be traced back to its files."""
+    """{"image": uint8 CHW, "target": class index, "index": sample index}, and "position" in the epoch's order when
+    the sampler gives one; an unreadable image yields ``None``, which the collate drops. The index lets a failing
+    batch be traced back to its files; the position seeds the augmentation of a batch on the device."""
 
     def __init__(
         self,
@@ -42,7 +43,8 @@ class CropDataset(Dataset):
                 # The transforms draw from torch's global CPU generator. Reseeding it (forking it costs far more) is
                 # harmless in the main process too, where the model reseeds it at every step.
                 torch.random.default_generator.manual_seed(derive_seed(self.seed, epoch, position))
-            return {"image": self.transform(image), "target": target, "index": index}
+            sample = {"image": self.transform(image), "target": target, "index": index}
+            return sample if position is None else {**sample, "position": position}
         except (OSError, ValueError) as error:
             warnings.warn(f"skipping unreadable image {path}: {error}", JerseyWarning, stacklevel=1)
             return None

@@ -9,8 +9,9 @@ from jersey_cls.messages import JerseyInputError
 
 # A resume must keep these: they define what the weights mean. Other keys (max_epochs, lr, ...) may change.
 MEANING = ("backbone", "head", "image_size")
-# And these: the train order, the schedule and which weights train on depend on them, so an exact resume does too.
-EXACTNESS = ("batch_size", "world_size", "accumulate_grad_batches", "ema")
+# And these: the train order, the schedule, which weights train and how the augmentation draws depend on them, so
+# an exact resume does too.
+EXACTNESS = ("batch_size", "world_size", "accumulate_grad_batches", "ema", "augment_on")
 # What evaluation does not take from a checkpoint: the weights are loaded from it, the classes linked from data.
 NOT_ADOPTED = {"pretrained", "init_from", "class_names", "class_weights", "image_size", "compile"}
 
@@ -56,7 +57,7 @@ def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str], t
     for name in names + (["batch_size", "sampler", "frame_labels"] if trains else []):
         if name in data:
             take(f"data.{name}", data[name])
-    if trains and "augment" in data and not any(key.startswith("data.augment") for key in explicit):
+    if trains and "augment" in data and not any(key.split(".")[:2] == ["data", "augment"] for key in explicit):
         config.data.augment = Namespace(**data["augment"])
     return notes
 
@@ -100,7 +101,8 @@ def exactness_refusals(checkpoint: dict, now: dict, class_names: list[str]) -> l
     saved = {**checkpoint.get("JerseyDataModule", {}), "ema": "current_model_state" in checkpoint}
     flags = {"batch_size": "--data.batch_size", "world_size": "devices x nodes (--trainer.devices, "
              "--trainer.num_nodes)", "accumulate_grad_batches": "--trainer.accumulate_grad_batches",
-             "ema": "--ema.enabled"}  # fmt: skip
+             "ema": "--ema.enabled", "augment_on": "where augmentation runs (--data.augment_on, auto: the device on a "
+             "CUDA GPU)"}  # fmt: skip
     for name in EXACTNESS:
         if name in saved and saved[name] != now[name]:
             refusals.append(f"  {flags[name]}: checkpoint {saved[name]}, now {now[name]}")
