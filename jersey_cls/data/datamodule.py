@@ -69,9 +69,9 @@ class JerseyDataModule(pl.LightningDataModule):
             sampler: "shuffle" for plain shuffling, "balanced" for a class-balanced WeightedRandomSampler.
             augment: The training augmentation (--data.augment.strength, ...): see jersey_cls.data.augment.Augment.
             augment_on: Where the training augmentation runs. "workers": per crop, on the CPU, in the loader
-                workers. "device": batched on the training device, after the transfer; the workers only decode
-                and resize. "auto": the device on a CUDA GPU, the workers otherwise (on a CPU they were measured
-                faster: docs/speed.md).
+                workers. "device": batched on the training device, after the transfer; the workers only decode,
+                apply JPEG and noise at each crop's own size, and resize. "auto": the device on a CUDA GPU, the
+                workers otherwise (on a CPU the batched path was not faster: docs/speed.md).
             decode_once: Decode every image once, when its loader is built, and keep the pixels in RAM (the
                 workers share them) instead of decoding each epoch.
             cache_dir: Cache folder (embedded set, data-doctor results). None: $XDG_CACHE_HOME/jersey-cls or
