@@ -15,11 +15,11 @@ from PIL import Image
 export, paths = sys.argv[1], sys.argv[2:]
 labels = json.loads(Path(export, "labels.json").read_text())
 session = ort.InferenceSession(f"{export}/model.onnx")
-size = labels["image_size"]
+height, width = labels["input_shape"]
 
 
 def read(path):
-    image = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
+    image = Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR)
     return np.asarray(image).transpose(2, 0, 1)  # uint8, channels first
 
 

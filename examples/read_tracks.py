@@ -1,5 +1,6 @@
-"""One answer per player track over jersey-cls's ONNX export, by predict's rule: the crops judged legible add up
-their log-probabilities, and a track with none is illegible.
+"""One answer per player track over jersey-cls's ONNX export, by predict's rule: each number's evidence is its
+probability summed over the track's crops, the answer is the number with the most, and a track whose answer has
+less evidence than the model's track_threshold (labels.json) is illegible.
 
     python read_tracks.py runs/jersey/export crops/annotations.jsonl track_id
 
@@ -18,12 +19,12 @@ from PIL import Image
 export, jsonl, key = sys.argv[1:4]
 labels = json.loads(Path(export, "labels.json").read_text())
 session = ort.InferenceSession(f"{export}/model.onnx")
-names, size = labels["class_names"], labels["image_size"]
+names, (height, width) = labels["class_names"], labels["input_shape"]
 rows = [json.loads(line) for line in Path(jsonl).read_text().splitlines()]
 
 
 def read(row):
-    image = Image.open(Path(jsonl).parent / row["image"]).convert("RGB").resize((size, size), Image.BILINEAR)
+    image = Image.open(Path(jsonl).parent / row["image"]).convert("RGB").resize((width, height), Image.BILINEAR)
     return np.asarray(image).transpose(2, 0, 1)  # uint8, channels first
 
 
@@ -31,7 +32,7 @@ probabilities = session.run(["probabilities"], {"images": np.stack([read(row) fo
 numbers = [i for i, name in enumerate(names) if name != "illegible"]
 evidence = {row[key]: np.zeros(len(numbers)) for row in rows}
 for row, p in zip(rows, probabilities, strict=True):
-    if names[p.argmax()] != "illegible":  # legible crops vote with their log-probabilities
-        evidence[row[key]] += np.log(np.clip(p[numbers], 1e-12, 1))
+    evidence[row[key]] += p[numbers]
 for track, votes in evidence.items():
-    print(track, names[numbers[votes.argmax()]] if votes.any() else "illegible")
+    legible = "illegible" not in names or votes.max() >= labels["track_threshold"]
+    print(track, names[numbers[votes.argmax()]] if legible else "illegible")

@@ -76,9 +76,9 @@ def test_without_the_option_empty_labels_are_skipped_and_counted(with_illegible)
 
 def onnx_probabilities(export: Path, paths: list[str]) -> np.ndarray:
     labels = json.loads((export / "labels.json").read_text())
-    size = labels["image_size"]
+    height, width = labels["input_shape"]
     session = onnxruntime.InferenceSession(str(export / "model.onnx"), providers=["CPUExecutionProvider"])
-    crops = [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)).transpose(2, 0, 1)
+    crops = [np.asarray(Image.open(p).convert("RGB").resize((width, height), Image.BILINEAR)).transpose(2, 0, 1)
              for p in paths]  # fmt: skip
     return session.run(["probabilities"], {"images": np.stack(crops)})[0]
 

@@ -132,7 +132,7 @@ def test_the_review_list_of_tracks_has_one_row_per_track_shown_by_one_of_its_cro
 
 
 def test_label_at_names_the_ground_truth_entry_and_the_imagefolder_folder(soccernet_root, imagefolder_root):
-    data = JerseyDataModule(data_root=str(soccernet_root), val_share=0.25, num_workers=0)
+    data = JerseyDataModule(data_root=str(soccernet_root), illegible=True, val_share=0.25, num_workers=0)
     data.setup("fit")
     gt = soccernet_root / "train" / "train_gt.json"
     for split in ("train", "val"):  # val: train's tracks held out

@@ -79,11 +79,11 @@ def device_draws(module) -> tuple[float, dict[str, list]]:
 @pytest.mark.parametrize("strength", [1.0, 0.5])
 def test_the_device_path_draws_what_the_worker_path_draws_transform_by_transform(strength):
     augment = Augment(strength=strength)
-    damage = train_transform(SIZE, augment, batched=True).transforms  # what the workers keep on the device path
-    workers = train_transform(SIZE, augment).transforms
+    damage = train_transform((SIZE, SIZE), augment, batched=True).transforms  # what the workers keep on the device path
+    workers = train_transform((SIZE, SIZE), augment).transforms
     assert [type(t) for t in damage] == [type(t) for t in workers[:3]] + [v2.Resize]  # PIL to tensor, JPEG, noise
     assert [type(t.transforms[0]) for t in damage[1:3]] == [v2.JPEG, RandomGaussianNoise]
-    workers, device = workers[3:], list(batch_augmentation(SIZE, augment).children())
+    workers, device = workers[3:], list(batch_augmentation((SIZE, SIZE), augment).children())
     order = ["RandomResizedCrop", "RandomAffine", "RandomPerspective", "ColorJitter", "GaussianBlur", "RandomErasing"]
     assert [type(t.transforms[0] if isinstance(t, v2.RandomApply) else t).__name__ for t in workers] == order
     assert [type(m).__name__ for m in device] == [name.replace("Gaussian", "RandomGaussian") for name in order]
@@ -104,14 +104,14 @@ def test_the_device_path_draws_what_the_worker_path_draws_transform_by_transform
 
 
 def test_augmentation_off_leaves_the_device_path_empty():
-    assert batch_augmentation(64, Augment(strength=0)) is None
+    assert batch_augmentation((64, 64), Augment(strength=0)) is None
 
 
 def test_a_train_batch_is_augmented_by_its_place_in_the_epoch_and_nothing_else_is(jsonl_root, monkeypatch):
     monkeypatch.setenv("PL_GLOBAL_SEED", "42")  # seed_everything's, as in a fit
     data = JerseyDataModule(data_root=str(jsonl_root), image_size=32, num_workers=0, augment_on="device")
     data.trainer = SimpleNamespace(current_epoch=0)
-    data.batch_augment = batch_augmentation(32, Augment(strength=0.5))
+    data.batch_augment = batch_augmentation((32, 32), Augment(strength=0.5))
     images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
 
     def through_hooks(**batch):

@@ -67,7 +67,7 @@ def test_two_process_ddp_fit_validates_on_the_whole_set_and_resumes(jsonl_root, 
     model = load_model(LAST.parent / Path(record["best_model_path"]).name)
     data = JerseyDataModule(str(jsonl_root), image_size=32, num_workers=0, class_names=model.class_names)
     data.setup("validate")
-    scores, targets = uncalibrated_scores(model, data.val_dataloader())
+    scores, targets, _ = uncalibrated_scores(model, data.val_dataloader())
     assert len(targets) == 17
     calibrated = json.loads(Path("runs/jersey/calibration.json").read_text())["temperature"]
     assert fit_temperature(scores, targets) == pytest.approx(calibrated)

@@ -11,9 +11,8 @@ import torch
 
 from jersey_cls.cli import main
 from jersey_cls.data.datamodule import JerseyDataModule
-from jersey_cls.messages import JerseyInputError
 
-from .conftest import SOCCERNET_TRACKS, fit_args, printed_metric
+from .conftest import fit_args, printed_metric
 
 RUN = Path("runs/jersey")
 ILLEGIBLE_ON = ("--data.illegible", "true", "--data.val_share", "0.25")
@@ -49,8 +48,12 @@ def test_track_accuracy_equals_the_submission_scored_against_the_ground_truth(so
     truth = json.loads((soccernet_root / "test" / "test_gt.json").read_text())
     assert sorted(submission) == sorted(p.name for p in (soccernet_root / "test" / "images").iterdir())
     assert all(type(number) is int for number in submission.values())
-    # SoccerNet's score: the share of players whose number is exactly right, -1 included. "00" is 0 there.
-    expected = sum(submission[player] == int(number) for player, number in truth.items()) / len(truth)
+    with open(RUN / "predictions" / "test_tracks.csv", newline="") as f:
+        answers = {row["track"]: row["answer"] for row in csv.DictReader(f)}
+    assert submission == {t: -1 if a == "illegible" else int(a) for t, a in answers.items()}
+    # SoccerNet's score: the share of players whose number is exactly right, -1 included. Its integers make "00"
+    # 0; the logged score keeps them apart, so it is checked against predict's answers, which do too.
+    expected = sum(answers[player] == ("illegible" if n == -1 else str(n)) for player, n in truth.items()) / len(truth)
     assert logged == pytest.approx(expected, abs=1e-6)
     with open(next(RUN.glob("reports/best-*/test_tracks.csv")), newline="") as f:
         rows = {row["track"]: row for row in csv.DictReader(f)}
@@ -90,29 +93,14 @@ def test_a_broken_ground_truth_is_named_and_mismatched_tracks_are_reported(socce
     assert f"{gt}: 'ghost' (no {soccernet_root}/train/images/ghost/)" in error
 
 
-def test_frames_per_track_reads_evenly_spaced_frames_everywhere(soccernet_root):
+def test_frames_per_track_reads_evenly_spaced_frames_in_evaluation_and_train_keeps_them_all(soccernet_root):
     data = JerseyDataModule(data_root=str(soccernet_root), illegible=True, frames_per_track=2, num_workers=0)
     data.setup("test")
-    for split in ("train", "val", "test"):
+    for split in ("val", "test"):
         names = {Path(path).name for path, _ in data.splits[split].samples}
         assert names == {"0000.jpg", "0003.jpg"}, split  # the first and the last of four
+    assert {Path(path).name for path, _ in data.splits["train"].samples} == {f"{i:04d}.jpg" for i in range(4)}
     test = str(soccernet_root / "test")
-    data = JerseyDataModule(data_root=str(soccernet_root), frames_per_track=3, predict_path=test)
+    data = JerseyDataModule(data_root=str(soccernet_root), illegible=True, frames_per_track=3, predict_path=test)
     data.setup("predict")
     assert len(data.predict.inputs) == 6 * 3 and data.predict.tracks == ["t0", "t1", "t2", "t3", "t4", "t5"]
-
-
-def test_frame_labels_make_the_frames_a_first_model_reads_as_illegible_illegible_in_train_only(soccernet_root):
-    train = soccernet_root / "train" / "images"
-    unread = [str(train / track / "0001.jpg") for track in ("00", "01", "70", "71", "72", "230", "231", "232")]
-    with open("train.csv", "w", newline="") as f:
-        f.write("path,pred_label,pred_prob\n" + "".join(f"{path},illegible,0.9\n" for path in unread))
-    data = JerseyDataModule(data_root=str(soccernet_root), illegible=True, val_share=0.25, frame_labels="train.csv")
-    labels = {path: label for split in ("train", "val") for path, label in data.splits[split].samples}
-    in_train = {path for path, _ in data.splits["train"].samples}
-    assert sorted(data.splits["train"].relabelled) == sorted(p for p in unread if p in in_train)
-    for path in unread:  # relabelled in train; a held-out track's frame keeps its track's number
-        number = str(SOCCERNET_TRACKS["train"][Path(path).parent.name])
-        assert labels[path] == ("illegible" if path in in_train else number), path
-    with pytest.raises(JerseyInputError, match="--data.frame_labels train.csv: needs --data.illegible true"):
-        JerseyDataModule(data_root=str(soccernet_root), frame_labels="train.csv")

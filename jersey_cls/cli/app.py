@@ -73,6 +73,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.class_weights", apply_on="instantiate")
+        parser.link_arguments("data.input_shape", "model.input_shape", apply_on="instantiate")
         # int(): jsonargparse's PositiveInt would reach the model's config dump, which YAML cannot write.
         parser.link_arguments("data.image_size", "model.image_size", compute_fn=int)
         parser.link_arguments("model.head", "data.all_numbers", compute_fn=all_numbers)
@@ -144,6 +145,9 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
                 "accumulate_grad_batches": self.trainer.accumulate_grad_batches,
                 "ema": self.config.fit.ema.enabled,
                 "augment_on": self.datamodule.augmentation_place(self.trainer.strategy.root_device),
+                "input_shape": self.datamodule.input_shape,
+                "bags": self.datamodule.bags,
+                "bag_size": self.datamodule.hparams.bag_size if self.datamodule.bags else None,
             }
             refusals = resume.exactness_refusals(self.checkpoint, now, self.datamodule.class_names)
             resume.refuse(self.config.fit.ckpt_path, refusals)

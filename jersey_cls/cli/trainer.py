@@ -36,7 +36,9 @@ class JerseyTrainer(pl.Trainer):
             raise JerseyInputError("export needs --ckpt_path: a checkpoint file, best or last")
         if self.world_size > 1:
             raise JerseyInputError("export runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
-        model.load_state_dict(read_checkpoint(Path(ckpt_path))["state_dict"])
+        checkpoint = read_checkpoint(Path(ckpt_path))
+        model.load_state_dict(checkpoint["state_dict"])
+        model.on_load_checkpoint(checkpoint)
         datamodule.prepare_data()
         datamodule.setup("validate")
         out = export_folder(Path(self.default_root_dir), Path(ckpt_path))

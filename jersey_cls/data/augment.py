@@ -75,11 +75,13 @@ ERASED_AREA = (0.02, 0.15)
 
 
 class Magnitudes:
-    """The geometric and colour ranges at strength ``s``, the published recipe's at 1: one source for both places."""
+    """The geometric and colour ranges at strength ``s``, the published recipe's at 1, for an input of ``shape``
+    (height, width): one source for both places. The random crop's aspect ratio varies around the input's."""
 
-    def __init__(self, s: float) -> None:
+    def __init__(self, s: float, shape: tuple[int, int] = (1, 1)) -> None:
+        aspect = shape[1] / shape[0]
         self.crop_scale = (1 - 0.3 * s, 1.0)
-        self.crop_ratio = (1 / (1 + 0.25 * s), 1 + 0.25 * s)
+        self.crop_ratio = (aspect / (1 + 0.25 * s), aspect * (1 + 0.25 * s))
         self.degrees, self.shear = 15 * s, 5 * s
         self.translate = (0.05 * s, 0.05 * s)
         self.scale = (1 - 0.1 * s, 1 + 0.1 * s)
@@ -87,14 +89,14 @@ class Magnitudes:
         self.colour, self.hue = 0.3 * s, 0.05 * s
 
 
-def train_transform(image_size: int, augment: Augment, batched: bool = False) -> v2.Compose:
-    """``augment`` as torchvision transforms: a PIL crop in, a uint8 tensor of ``image_size`` out. ``batched``: only
-    the damage that must happen at the crop's own resolution (JPEG, noise), then the resize; the rest is
-    batch_augmentation's, on the device."""
+def train_transform(shape: tuple[int, int], augment: Augment, batched: bool = False) -> v2.Compose:
+    """``augment`` as torchvision transforms: a PIL crop in, a uint8 tensor of ``shape`` (height, width) out.
+    ``batched``: only the damage that must happen at the crop's own resolution (JPEG, noise), then the resize; the
+    rest is batch_augmentation's, on the device."""
     s = augment.strength
     if s == 0:
-        return eval_transform(image_size)
-    m = Magnitudes(s)
+        return eval_transform(shape)
+    m = Magnitudes(s, shape)
     # JPEG and noise act on the crop at its own resolution, before resizing, as broadcast damage does; applied
     # after a resize to 32 px, JPEG's 8x8 blocks and sigma-30 noise erase the digits and training stalls.
     damage = [
@@ -103,11 +105,16 @@ def train_transform(image_size: int, augment: Augment, batched: bool = False) ->
         v2.RandomApply([RandomGaussianNoise(augment.noise_sigma)], p=augment.noise_p * s),
     ]
     if batched:
-        return v2.Compose([*damage, v2.Resize((image_size, image_size), antialias=True)])
+        return v2.Compose([*damage, v2.Resize(shape, antialias=True)])
+    # A tall input (player thumbnails) is cropped from the crop resized to its shape, so that the random crop's
+    # aspect ratio is the input's; torchvision's would be drawn around 1 in the original and fall back to a
+    # centre square.
+    to_shape = [v2.Resize(shape, antialias=True)] if shape[0] != shape[1] else []
     return v2.Compose(
         [
             *damage,
-            v2.RandomResizedCrop(image_size, scale=m.crop_scale, ratio=m.crop_ratio),
+            *to_shape,
+            v2.RandomResizedCrop(shape, scale=m.crop_scale, ratio=m.crop_ratio),
             v2.RandomAffine(degrees=m.degrees, translate=m.translate, scale=m.scale, shear=m.shear),
             v2.RandomPerspective(distortion_scale=m.distortion, p=PERSPECTIVE_P),
             v2.ColorJitter(brightness=m.colour, contrast=m.colour, saturation=m.colour, hue=m.hue),
@@ -117,21 +124,21 @@ def train_transform(image_size: int, augment: Augment, batched: bool = False) ->
     )
 
 
-def batch_augmentation(image_size: int, augment: Augment) -> ImageSequential | None:
+def batch_augmentation(shape: tuple[int, int], augment: Augment) -> ImageSequential | None:
     """The rest of ``augment`` after train_transform(batched=True), as kornia modules over a batch of 0-1 float
-    crops of ``image_size``: train_transform's transforms from the resized crop on, with its ranges and
+    crops of ``shape`` (height, width): train_transform's transforms from the resized crop on, with its ranges and
     probabilities, in its order, each crop drawing its own parameters. None at strength 0.
 
     Where kornia differs: ColorJitter draws the order of its four adjustments once a batch, not once a crop;
     RandomErasing draws the aspect ratio of the erased box another way (the area, which the strength scales,
-    alike); and a crop that is not square is squashed to a square before the random crop, as evaluation sees
-    it, where torchvision crops the original and falls back to its centre."""
+    alike); and a crop of another shape than the input's is squashed to it before the random crop, as evaluation
+    sees it, where torchvision crops the original and falls back to its centre."""
     s = augment.strength
     if s == 0:
         return None
-    m = Magnitudes(s)
+    m = Magnitudes(s, shape)
     return ImageSequential(
-        K.RandomResizedCrop((image_size, image_size), scale=m.crop_scale, ratio=m.crop_ratio),
+        K.RandomResizedCrop(shape, scale=m.crop_scale, ratio=m.crop_ratio),
         # torchvision's RandomAffine samples the nearest pixel; kornia's default would interpolate
         K.RandomAffine(m.degrees, m.translate, m.scale, m.shear, resample="nearest", p=1.0),
         K.RandomPerspective(distortion_scale=m.distortion, p=PERSPECTIVE_P),
@@ -141,8 +148,8 @@ def batch_augmentation(image_size: int, augment: Augment) -> ImageSequential | N
     )
 
 
-def eval_transform(image_size: int) -> v2.Compose:
+def eval_transform(shape: tuple[int, int]) -> v2.Compose:
     # Resizing the PIL image uses PIL's bilinear filter, so a deployment that preprocesses with PIL as
     # labels.json describes feeds the exported model exactly the pixels that validation saw.
-    resize = v2.Resize((image_size, image_size), interpolation=v2.InterpolationMode.BILINEAR)
+    resize = v2.Resize(tuple(shape), interpolation=v2.InterpolationMode.BILINEAR)
     return v2.Compose([resize, v2.PILToTensor()])

@@ -19,9 +19,11 @@ from jersey_cls.data.augment import Augment, batch_augmentation, eval_transform,
 from jersey_cls.data.classes import class_list, class_weights, indexed, with_illegible
 from jersey_cls.data.datasets import CropDataset, PredictDataset, collate_readable, decode_or_none
 from jersey_cls.data.doctor import examine, format_report, skip_flagged
-from jersey_cls.data.layouts import SPLIT_NAMES, PredictInput, Split, find_split_dir, read_split
-from jersey_cls.data.sampling import EpochSampler
-from jersey_cls.data.tracks import hold_out, relabel_unread, thin_inputs, thin_tracks
+from jersey_cls.data.images import input_shape as shape_for
+from jersey_cls.data.images import median_aspect
+from jersey_cls.data.layouts import SPLIT_NAMES, UNREADABLE, PredictInput, Split, find_split_dir, read_split
+from jersey_cls.data.sampling import BagSampler, EpochSampler
+from jersey_cls.data.tracks import hold_out, thin_inputs, thin_tracks, track_members
 from jersey_cls.lightning_internals import train_progress
 from jersey_cls.messages import JerseyInputError, JerseyWarning, say
 from jersey_cls.seeds import derive_seed, run_seed
@@ -36,6 +38,7 @@ class JerseyDataModule(pl.LightningDataModule):
         self,
         data_root: str | None = None,
         image_size: PositiveInt = 224,
+        keep_aspect: bool = True,
         batch_size: PositiveInt = 64,
         num_workers: NonNegativeInt = 2,
         pin_memory: bool = False,
@@ -47,10 +50,12 @@ class JerseyDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         strict: bool = False,
         class_names: list[str] | None = None,
+        input_shape: list[int] | None = None,
         all_numbers: bool | None = False,
         illegible: bool = False,
         illegible_labels: tuple[str, ...] = ("-1", "illegible"),
-        frame_labels: str | None = None,
+        track_labels: Literal["frames", "bags"] = "frames",
+        bag_size: PositiveInt = 8,
         frames_per_track: PositiveInt | None = 16,
         val_share: ClosedUnitInterval = 0.1,
         val_seed: int = 0,
@@ -61,7 +66,11 @@ class JerseyDataModule(pl.LightningDataModule):
         Args:
             data_root: Dataset folder holding train/, val/ (or valid/, validation/) and optionally test/. None
                 trains on the embedded synthetic jersey set.
-            image_size: Side of the square input, in pixels.
+            image_size: Side of the square input, in pixels; with keep_aspect and crops that are not square, the
+                input has as many pixels in the crops' shape.
+            keep_aspect: When train's crops are not square (player thumbnails are about twice as tall as wide), the
+                model reads them in their own shape, the median of train's, rather than squashed into a square;
+                fit says which. Off: always the image_size square.
             batch_size: Crops per batch.
             num_workers: Data-loading worker processes.
             pin_memory: Pin batches in page-locked memory for faster host-to-GPU copies.
@@ -79,19 +88,25 @@ class JerseyDataModule(pl.LightningDataModule):
             strict: Refuse to train when the data doctor finds any problem, instead of skipping bad samples.
             class_names: Fixed class list in index order (the class weights are then 1). None derives it from
                 train; validate, test, predict and export take it from the checkpoint.
+            input_shape: The model's input, [height, width]. None derives it from image_size, keep_aspect and
+                train's crops; validate, test, predict and export take it from the checkpoint.
             all_numbers: Class list = the 101 legal numbers (0-99 and 00), those absent from train included; every
                 label must be one of them. None: so when every train label is one. Set by --model.head (digits:
                 true, classes: false, auto: None).
             illegible: Learn an "illegible" class (the last) from the crops whose number cannot be read: rows with
                 an empty label and the labels in illegible_labels. Off: those rows are skipped (and counted).
             illegible_labels: Labels that mean "cannot be read", such as SoccerNet's -1, with illegible on.
-            frame_labels: A predictions CSV of train (`jersey-cls predict` of a first model over the train split):
-                the train crops it reads as illegible become illegible, whatever their track's number. For labels
-                given per track, such as SoccerNet's, where most frames of a track do not show its number.
-                Needs illegible on.
-            frames_per_track: Read at most this many crops of each player track (SoccerNet tracklets, JSONL rows
-                with a track_id), evenly spaced through it, in every split and in predict: a tracklet's
-                consecutive frames are near copies. None: all of them.
+            track_labels: How train's player tracks are learned. "frames": every frame takes its track's label,
+                and train draws frames_per_track fresh frames of every track each epoch, tracks balanced (measured
+                best on tracklet labels: bench/RESULTS.md). "bags": multiple-instance learning: a frame shows its
+                track's number or nothing, at least one frame shows it, every frame of an illegible (-1) track
+                shows nothing; train draws bags of bag_size frames of one track. Needs illegible on.
+            bag_size: Frames of one track in a bag ("bags"); batch_size must be a multiple of it.
+            frames_per_track: Crops of each player track (SoccerNet tracklets, JSONL rows with a track_id) read
+                per pass: evaluation and predict read this many, evenly spaced through the track (consecutive
+                frames are near copies); train draws this many of every track's frames each epoch,
+                afresh, so all of them are used over the epochs. None: all of them (train: as many a track
+                as the tracks' mean length).
             val_share: With no val split and a train split of player tracks (SoccerNet ships none), this share of
                 train's tracks is held out, whole, as val.
             val_seed: Which tracks are held out: a seed of their choice, recorded with the run.
@@ -100,11 +115,9 @@ class JerseyDataModule(pl.LightningDataModule):
         """
         super().__init__()
         # class_names is saved once, with the model; saving it here too would make Lightning's hparams merge fail.
-        self.save_hyperparameters(ignore=["class_names", "augment"])
+        self.save_hyperparameters(ignore=["class_names", "input_shape", "augment"])
         self.hparams["augment"] = asdict(augment)  # checkpoints hold plain values, which weights_only loading reads
         self.augment = augment
-        if frame_labels is not None and not illegible:
-            raise JerseyInputError(f"--data.frame_labels {frame_labels}: needs --data.illegible true, its class")
         self.cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.embedded = data_root is None
         self.data_root = embedded_root(self.cache) if self.embedded else Path(data_root).expanduser()
@@ -112,18 +125,27 @@ class JerseyDataModule(pl.LightningDataModule):
         self.splits: dict[str, Split] = {}
         self.predict = PredictInput("predictions", "", [])
         self.held_out: list[str] = []  # the train tracks held out as val, when the data has no val split
+        self.tracklets = False  # whether every train crop belongs to a player track: drawn by BagSampler
+        self.bags = False  # whether train is learned in bags of a track's frames (track_labels, resolved)
+        self.labels_per_track = False  # whether a crop's label is its track's (SoccerNet), not its own
         self.data_report: dict = {}
         self.fixed_class_names = class_names is not None
         self.resume_at = {"epoch": 0, "batches_done": 0}
         self.decoded: dict[str, Image.Image] = {}
         self.augment_place: str | None = None  # fit's, resolved: "workers" or "device"
         self.batch_augment: ImageSequential | None = None  # on the device path
+        # plain ints: jsonargparse's PositiveInt would reach the checkpoint, which weights_only loading refuses
+        self.input_shape = [int(side) for side in input_shape] if input_shape else [int(image_size)] * 2
+        self.crop_aspect: float | None = None  # train's crops' median height / width, when keep_aspect read it
         if class_names is not None:  # from a checkpoint: train need not be here, nor readable
             self.class_names, self.class_weights = list(class_names), [1.0] * len(class_names)
             return
         counts = self._train_label_counts()
         self.class_names: list[str] = class_list(counts, all_numbers, illegible, self.where)
         self.class_weights = class_weights(counts, self.class_names)
+        if input_shape is None and keep_aspect and not self.embedded:
+            self.crop_aspect = median_aspect([path for path, _ in self.splits["train"].samples])
+            self.input_shape = shape_for(int(image_size), self.crop_aspect)
 
     def _train_label_counts(self) -> Counter:
         """Crops per label in train, from its annotations alone: no image is opened, none is rendered."""
@@ -139,13 +161,17 @@ class JerseyDataModule(pl.LightningDataModule):
     def _read(self, split: str, required: bool) -> Split | None:
         hp = self.hparams
         if split not in self.splits and (found := read_split(self.data_root, split)) is not None:
-            if hp.frames_per_track:
-                thin_tracks(found, hp.frames_per_track)
+            if split == "train":
+                self.tracklets = bool(found.tracks) and all(path in found.tracks for path, _ in found.samples)
+                self.labels_per_track = found.layout == "soccernet" or hp.track_labels == "bags"
+                self.bags = hp.track_labels == "bags"
+                self._check_tracks(found)
             self.splits[split] = with_illegible(found, hp.illegible_labels) if hp.illegible else found
             if split == "train" and found.tracks and hp.val_share and find_split_dir(self.data_root, "val") is None:
                 self.splits["train"], self.splits["val"], self.held_out = hold_out(found, hp.val_share, hp.val_seed)
-            if split == "train" and hp.frame_labels:  # train's own crops only: val keeps its tracks' numbers
-                relabel_unread(self.splits["train"], Path(hp.frame_labels).expanduser())
+            for name in (split, "val") if split == "train" else (split,):
+                if hp.frames_per_track and name in self.splits and not (name == "train" and self.tracklets):
+                    thin_tracks(self.splits[name], hp.frames_per_track)
         if required and split not in self.splits:
             names = " or ".join(f"{name}/" for name in SPLIT_NAMES[split])
             raise JerseyInputError(
@@ -154,6 +180,35 @@ class JerseyDataModule(pl.LightningDataModule):
                 "player tracks (SoccerNet) lends val --data.val_share of its tracks."
             )
         return self.splits.get(split)
+
+    def _check_tracks(self, train: Split) -> None:
+        """What learning from train's player tracks needs, all problems in one error."""
+        hp, problems = self.hparams, []
+        unreadable = sum(len(train.skipped.get(reason, [])) for reason in UNREADABLE)
+        if train.layout == "soccernet" and not hp.illegible and unreadable:
+            tracks = {train.tracks.get(path) for path in train.skipped.get("illegible track (-1)", [])}
+            problems.append(
+                f"{len(tracks)} train tracklets are -1 (their number never visible), and without --data.illegible "
+                "true they cannot be learned: add --data.illegible true, so that they teach what a frame without a "
+                "readable number looks like"
+            )
+        if self.bags and not hp.illegible and not problems:
+            problems.append(
+                "learning tracklets in bags (--data.track_labels bags) needs --data.illegible true: "
+                "most frames of a tracklet do not show its number, and illegible is what they are learned as"
+            )
+        if self.bags and hp.batch_size % hp.bag_size:
+            problems.append(
+                f"--data.batch_size {hp.batch_size} is not a multiple of --data.bag_size {hp.bag_size}: a batch "
+                "holds whole bags of one tracklet's frames; make it one"
+            )
+        if self.bags and hp.sampler == "balanced":
+            problems.append(
+                "--data.sampler balanced draws crops, and tracklets are drawn as bags, every tracklet alike: drop "
+                "it, or use --data.track_labels frames"
+            )
+        if problems:
+            raise JerseyInputError(f"{self.where}: " + "; ".join(problems) + ".")
 
     def prepare_data(self) -> None:
         if self.embedded:
@@ -186,7 +241,7 @@ class JerseyDataModule(pl.LightningDataModule):
         hp, device = self.hparams, self.trainer.strategy.root_device
         self.augment_place = self.augmentation_place(device)
         batched = self.augment_place == "device"
-        self.batch_augment = batch_augmentation(hp.image_size, self.augment) if batched else None
+        self.batch_augment = batch_augmentation(self.input_shape, self.augment) if batched else None
         if self.batch_augment is not None:
             self.batch_augment.to(device)
         if self.trainer.is_global_zero:
@@ -251,6 +306,9 @@ class JerseyDataModule(pl.LightningDataModule):
             "world_size": self.trainer.world_size,
             "accumulate_grad_batches": self.trainer.accumulate_grad_batches,
             **({"augment_on": self.augment_place} if self.augment_place else {}),
+            "input_shape": self.input_shape,
+            "bags": self.bags,
+            **({"bag_size": self.hparams.bag_size} if self.bags else {}),
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -260,21 +318,30 @@ class JerseyDataModule(pl.LightningDataModule):
         hp = self.hparams
         samples = indexed(self._read(split_name, required=True), self.class_names, warn=self.fixed_class_names)
         batched = self.augment_place == "device"
-        transform = train_transform(hp.image_size, self.augment, batched) if train else eval_transform(hp.image_size)
+        transform = (
+            train_transform(self.input_shape, self.augment, batched) if train else eval_transform(self.input_shape)
+        )
         # Each rank reads its own share: JerseyTrainer turns Lightning's distributed sampler off.
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler, seed = range(rank, len(samples), world_size), None  # evaluation: every sample once, no padding
+        bag_size = None
         if train:
             seed = run_seed()
-            weights = [self.class_weights[target] for _, target in samples] if hp.sampler == "balanced" else None
             epoch, skip = self.resume_at["epoch"], self.resume_at["batches_done"] * hp.batch_size
-            sampler = EpochSampler(len(samples), seed, weights, epoch, skip, rank, world_size)
+            if self.tracklets:  # every frame drawn in turn, every track alike
+                tracks = track_members(samples, self.splits["train"].tracks)
+                frames = hp.frames_per_track or round(len(samples) / len(tracks))
+                bag_size = hp.bag_size if self.bags else None
+                sampler = BagSampler(tracks, frames, bag_size or 1, seed, epoch, skip, rank, world_size)
+            else:
+                weights = [self.class_weights[target] for _, target in samples] if hp.sampler == "balanced" else None
+                sampler = EpochSampler(len(samples), seed, weights, epoch, skip, rank, world_size)
         if hp.decode_once:  # before the workers start, so they share the pixels
             for path, _ in samples:
                 if path not in self.decoded and (image := decode_or_none(path)) is not None:
                     self.decoded[path] = image
         return DataLoader(
-            CropDataset(samples, transform, seed, self.decoded),
+            CropDataset(samples, transform, seed, self.decoded, bag_size),
             batch_size=hp.batch_size,
             sampler=sampler,
             drop_last=train and len(sampler) > hp.batch_size,
@@ -295,7 +362,7 @@ class JerseyDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         hp = self.hparams
-        dataset = PredictDataset(self.predict.inputs, eval_transform(hp.image_size), hp.image_size)
+        dataset = PredictDataset(self.predict.inputs, eval_transform(self.input_shape), self.input_shape)
         return DataLoader(dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, pin_memory=hp.pin_memory)
 
 

@@ -14,8 +14,9 @@ from jersey_cls.seeds import derive_seed
 
 class CropDataset(Dataset):
     """{"image": uint8 CHW, "target": class index, "index": sample index}, and "position" in the epoch's order when
-    the sampler gives one; an unreadable image yields ``None``, which the collate drops. The index lets a failing
-    batch be traced back to its files; the position seeds the augmentation of a batch on the device."""
+    the sampler gives one (with ``bag_size``, also "bag": the position's bag of one track's frames, BagSampler's);
+    an unreadable image yields ``None``, which the collate drops. The index lets a failing batch be traced back to
+    its files; the position seeds the augmentation of a batch on the device."""
 
     def __init__(
         self,
@@ -23,8 +24,10 @@ class CropDataset(Dataset):
         transform: v2.Transform,
         seed: int | None = None,
         decoded: dict[str, Image.Image] | None = None,
+        bag_size: int | None = None,
     ) -> None:
         self.samples = samples
+        self.bag_size = bag_size
         self.transform = transform
         self.seed = seed
         self.decoded = decoded or {}
@@ -44,7 +47,9 @@ class CropDataset(Dataset):
                 # harmless in the main process too, where the model reseeds it at every step.
                 torch.random.default_generator.manual_seed(derive_seed(self.seed, epoch, position))
             sample = {"image": self.transform(image), "target": target, "index": index}
-            return sample if position is None else {**sample, "position": position}
+            if position is None:
+                return sample
+            return {**sample, "position": position, **({"bag": position // self.bag_size} if self.bag_size else {})}
         except (OSError, ValueError) as error:
             warnings.warn(f"skipping unreadable image {path}: {error}", JerseyWarning, stacklevel=1)
             return None
@@ -54,10 +59,10 @@ class PredictDataset(Dataset):
     """{"image", "path", "label", "fields", "error"} per input: ``fields`` is the JSON of the input's other JSONL
     keys (a track id, say); an unreadable image gets a blank image and its error text."""
 
-    def __init__(self, inputs: list[tuple[str, str | None, str]], transform: v2.Transform, image_size: int) -> None:
+    def __init__(self, inputs: list[tuple[str, str | None, str]], transform: v2.Transform, shape: list[int]) -> None:
         self.inputs = inputs
         self.transform = transform
-        self.image_size = image_size
+        self.shape = shape
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -68,7 +73,7 @@ class PredictDataset(Dataset):
             tensor = self.transform(load_rgb(path))
             error = ""
         except (OSError, ValueError) as failure:
-            tensor = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
+            tensor = torch.zeros(3, *self.shape, dtype=torch.uint8)
             error = f"{type(failure).__name__}: {failure}"
         return {"image": tensor, "path": path, "label": label or "", "fields": fields, "error": error}
 

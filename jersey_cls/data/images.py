@@ -25,3 +25,25 @@ def load_rgb(path: str) -> Image.Image:
             background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
             image = Image.alpha_composite(background, rgba)
         return image.convert("RGB")
+
+
+def median_aspect(paths: list[str], sample: int = 200) -> float:
+    """The median height / width of up to ``sample`` of ``paths``, evenly spread, read from their headers
+    alone; 1 when none can be read."""
+    step = max(1, len(paths) // sample)
+    aspects = []
+    for path in paths[::step][:sample]:
+        try:
+            with Image.open(path) as image:
+                aspects.append(image.height / image.width)
+        except (OSError, ValueError, ZeroDivisionError):
+            continue
+    return float(np.median(aspects)) if aspects else 1.0
+
+
+def input_shape(side: int, aspect: float) -> list[int]:
+    """The model's input, [height, width], for crops of ``aspect`` (height / width): a square of ``side`` for
+    crops within a quarter of square, else the crops' shape with as many pixels as that square (multiples of 4)."""
+    if 0.8 <= aspect <= 1.25:
+        return [side, side]
+    return [max(4, round(side * aspect**0.5 / 4) * 4), max(4, round(side / aspect**0.5 / 4) * 4)]

@@ -1,15 +1,12 @@
-"""Player tracks in a split: at most a few frames of each, whole tracks held out as val, and frames relabelled
-illegible by a first model's reading."""
+"""Player tracks in a split: at most a few frames of each, the frames of each, and whole tracks held out as
+val."""
 
-import csv
 import hashlib
 import json
 from pathlib import Path
 
 from jersey_cls.data.layouts import UNREADABLE, Split
 from jersey_cls.data.layouts.rows import TRACK_KEY
-from jersey_cls.messages import JerseyInputError
-from jersey_cls.numbers import ILLEGIBLE
 
 
 def thin_tracks(split: Split, frames: int) -> None:
@@ -43,27 +40,12 @@ def thin_inputs(inputs: list[tuple[str, str | None, str]], frames: int | None) -
     return [row for row in inputs if row[0] in kept]
 
 
-def relabel_unread(split: Split, predictions: Path) -> None:
-    """Crops of ``split`` that ``predictions`` (a predict CSV: path, pred_label) reads as illegible become
-    illegible; the count goes into the split's report."""
-    try:
-        with open(predictions, newline="", encoding="utf-8") as f:
-            read = {str(Path(row["path"]).resolve()): row["pred_label"] for row in csv.DictReader(f)}
-    except (OSError, KeyError, csv.Error, UnicodeDecodeError) as error:
-        raise JerseyInputError(
-            f"--data.frame_labels {predictions}: cannot be read as a predictions CSV with path and pred_label "
-            f"columns ({type(error).__name__}: {error}). Give the file `jersey-cls predict` wrote for the train split."
-        ) from None
-    unread = {
-        path for path, label in split.samples if label != ILLEGIBLE and read.get(str(Path(path).resolve())) == ILLEGIBLE
-    }
-    if not set(read) & {str(Path(path).resolve()) for path, _ in split.samples}:
-        raise JerseyInputError(
-            f"--data.frame_labels {predictions}: names none of the {len(split.samples)} crops of {split.root}. Give "
-            f"the file `jersey-cls predict --data.predict_path {split.root}` wrote."
-        )
-    split.samples = [(path, ILLEGIBLE if path in unread else label) for path, label in split.samples]
-    split.relabelled = sorted(unread)
+def track_members(samples: list[tuple[str, int]], tracks: dict[str, str]) -> list[list[int]]:
+    """The sample indices of each track, in track order; a sample without a track is a track of its own."""
+    members: dict[str, list[int]] = {}
+    for index, (path, _) in enumerate(samples):
+        members.setdefault(tracks.get(path, f"\0{path}"), []).append(index)
+    return list(members.values())
 
 
 def hold_out(train: Split, share: float, seed: int) -> tuple[Split, Split, list[str]]:

@@ -18,12 +18,12 @@ from jersey_cls.training.checkpoints import best_of, load_model, read_checkpoint
 from jersey_cls.training.ema import EMA
 
 
-def count_flops(net: torch.nn.Module, image_size: int) -> int:
+def count_flops(net: torch.nn.Module, shape: list[int]) -> int:
     """Forward FLOPs for one crop (a multiply-add counts as 2)."""
     was_training = net.training
     net.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, 3, image_size, image_size, device=next(net.parameters()).device))
+        net(torch.zeros(1, 3, *shape, device=next(net.parameters()).device))
     net.train(was_training)
     return counter.get_total_flops()
 
@@ -41,7 +41,8 @@ def write_model_card(path: Path, facts: dict) -> Path:
         f"| head | {facts['head']} |",
         f"| started from | {facts['started_from']} |",
         f"| parameters | {facts['parameters']:,} |",
-        f"| FLOPs per crop | {facts['flops'] / 1e9:.3f} GFLOPs at {facts['image_size']}x{facts['image_size']} |",
+        f"| FLOPs per crop | {facts['flops'] / 1e9:.3f} GFLOPs at {'x'.join(map(str, facts['input_shape']))} "
+        "(height x width) |",
         f"| best val/acc_top1 | {facts['best_acc']:.4f} at epoch {facts['best_epoch']} |",
         f"| best checkpoint | `{facts['best_checkpoint']}` |",
         f"| EMA weights | {facts['ema']} |",
@@ -139,8 +140,8 @@ class ModelCard(pl.Callback):
                 "head": f"{model.hparams.head} ({pl_module.head_choice})",
                 "started_from": pl_module.started_from,
                 "parameters": sum(p.numel() for p in model.parameters()),
-                "flops": count_flops(model.net, model.hparams.image_size),
-                "image_size": model.hparams.image_size,
+                "flops": count_flops(model.net, model.input_shape),
+                "input_shape": model.input_shape,
                 "best_acc": float(best.best_model_score) if best.best_model_score is not None else float("nan"),
                 "best_epoch": read_checkpoint(path)["epoch"],
                 "best_checkpoint": str(path),

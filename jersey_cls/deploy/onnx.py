@@ -30,8 +30,9 @@ def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path) -> 
     """Write ``model.onnx`` and ``labels.json`` into ``out_dir`` and check ONNX Runtime against ``model(crops)``.
 
     The graph is ``JerseyClassifier.forward``, the code path `predict` answers with: uint8 RGB crops (N, 3,
-    image_size, image_size) in, probabilities over ``class_names`` out, normalisation and (for the digits head)
-    the (tens, units) scoring inside. ``crops`` are real uint8 validation crops, preprocessed as in evaluation.
+    height, width) of the model's input_shape in, probabilities over ``class_names`` out, normalisation and (for
+    the digits head) the (tens, units) scoring inside. ``crops`` are real uint8 validation crops, preprocessed as
+    in evaluation.
 
     Raises:
         ExportParityError: when a probability differs by more than 1e-4 or any top-1 differs; the file is then
@@ -68,15 +69,20 @@ def export_onnx(model: JerseyClassifier, crops: torch.Tensor, out_dir: Path) -> 
         )
     staging.replace(onnx_path)
     onnx_path.with_name("model.rejected.onnx").unlink(missing_ok=True)
-    size = model.hparams.image_size
+    height, width = model.input_shape
     labels = {
         "class_names": list(model.class_names),
-        "image_size": size,
-        "input": f"images: uint8 (batch, 3, {size}, {size}), RGB, each crop resized to {size}x{size} with PIL's "
-        "bilinear filter (Image.BILINEAR), ignoring aspect ratio; normalisation is inside the model",
+        "input_shape": [height, width],
+        "input": f"images: uint8 (batch, 3, {height}, {width}), RGB, each crop resized to {width}x{height} (width x "
+        "height) with PIL's bilinear filter (Image.BILINEAR), ignoring aspect ratio; normalisation is inside the "
+        "model",
         "output": "probabilities: float32 (batch, len(class_names)), in class_names order; rows sum to 1",
         "backbone": model.hparams.backbone,
         "head": model.hparams.head,
+        "track_threshold": model.track_threshold,
+        "tracks": "one answer per player track: each number's evidence is its probability summed over the track's "
+        "crops; the answer is the number with the most; with an illegible class, a track whose answer's evidence "
+        "is under track_threshold is illegible (-1)",
     }
     (out_dir / "labels.json").write_text(json.dumps(labels, indent=2))
     return {

@@ -42,7 +42,9 @@ class PredictionWriter(BasePredictionWriter):
             tracks: One answer per player track as well, in <predictions file>_tracks.csv: "folder" groups the
                 crops by their folder, any other word is the JSONL key that names a crop's track. None: the
                 input's own tracks, when it has them (a SoccerNet split, JSONL rows with a track_id). Columns:
-                track, answer, confidence, crops_used (the legible ones), crops_total. For a SoccerNet split,
+                track, answer, evidence (the answer's summed probability over the track's crops: how many frames
+                show it; under the checkpoint's track threshold, the answer is illegible), confidence,
+                crops_used (those read as legible), crops_total. For a SoccerNet split,
                 also <predictions file>_submission.json, the benchmark's submission: {player id: number}, -1 for
                 illegible.
             review: Also write this many crops the model is least sure of (with tracks: tracks, each as the crop
@@ -80,6 +82,8 @@ class PredictionWriter(BasePredictionWriter):
             self._writer = csv.DictWriter(self._file, fieldnames=self._columns)
             self._writer.writeheader()
         self._track_key = self.tracks or (TRACK_KEY if read.tracks else None)
+        if read.layout == "soccernet" and self.tracks == "folder":  # a tracklet is a folder: the same grouping
+            self._track_key = TRACK_KEY
         self._tracks = Tracks(pl_module.class_names) if self._track_key else None
         self.rows = 0
 
@@ -128,10 +132,10 @@ class PredictionWriter(BasePredictionWriter):
         if self.review and self._tracks is None:
             review = crops_to_review(self._read_back(), self.review)
         if self._tracks is not None:
-            rows = self._tracks.answers(self.min_confidence)
+            rows = self._tracks.answers(pl_module.track_threshold, self.min_confidence)
             tracks_path = self.path.with_name(f"{self.path.stem}_tracks.csv")
             with open(tracks_path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=["track", "answer", "confidence", "crops_used", "crops_total"])
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["track", "answer"])
                 writer.writeheader()
                 writer.writerows(rows)
             print(f"jersey-cls: wrote {len(rows)} track answers to {tracks_path}")
@@ -139,7 +143,8 @@ class PredictionWriter(BasePredictionWriter):
             if read.layout == "soccernet" and self._track_key == TRACK_KEY:
                 self._write_submission(rows, read.tracks)
             if self.review:
-                review = tracks_to_review(self._tracks.answers(), self._tracks.crop_reading, self.review)
+                answers = self._tracks.answers(pl_module.track_threshold)
+                review = tracks_to_review(answers, self._tracks.crop_reading, self.review)
         if review is not None:
             annotations = write_review(self.path.with_name(f"{self.path.stem}_review"), review)
             print(f"jersey-cls: wrote the {len(review)} least-sure {'tracks' if self._tracks else 'crops'} to review "

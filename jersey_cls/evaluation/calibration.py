@@ -5,14 +5,23 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import binary_calibration_error
 
+from jersey_cls.model.bags import bag_loss
+
 TEMPERATURES = torch.logspace(-1.5, 1.5, 301)  # 0.03 to 32, 1% apart
 
 
-def fit_temperature(scores: torch.Tensor, targets: torch.Tensor) -> float:
+def fit_temperature(
+    scores: torch.Tensor, targets: torch.Tensor, bags: torch.Tensor | None = None, illegible: int | None = None
+) -> float:
     """The temperature T that makes softmax(scores / T) the likeliest explanation of ``targets`` (least
-    negative log-likelihood; Guo et al. 2017). A grid search: the likelihood is smooth and has one minimum."""
-    losses = torch.stack([F.cross_entropy(scores / t, targets) for t in TEMPERATURES])
-    return float(TEMPERATURES[int(losses.argmin())])
+    negative log-likelihood; Guo et al. 2017). A grid search: the likelihood is smooth and has one minimum.
+    With ``bags`` (a track per crop), ``targets`` are track labels, and the likelihood is the one a fit from track
+    labels maximises (model.bags): a crop shows its track's number or nothing."""
+    if bags is None:
+        losses = [F.cross_entropy(scores / t, targets) for t in TEMPERATURES]
+    else:
+        losses = [bag_loss((scores / t).log_softmax(dim=1), targets, bags, illegible) for t in TEMPERATURES]
+    return float(TEMPERATURES[int(torch.stack(losses).argmin())])
 
 
 def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:

@@ -1,13 +1,17 @@
 """One answer per player track: the crops of a track read together.
 
-The rule: the crops judged legible (their answer is not "illegible") vote with their log-probabilities, summed
-over the track, which is the likeliest number if the crops are independent readings of it; a track with no
-legible crop is "illegible". Its confidence is the summed evidence's softmax over the numbers."""
+The rule: each number's evidence is the sum, over the track's crops, of the probability each gives it: how many
+frames show that number, by the model's own confidence. The answer is the number with the most evidence. With an
+"illegible" class, a track whose answer has less evidence than the model's track threshold is illegible (-1); the
+threshold is the one that reads the most validation tracks right, fitted while training (``fit_threshold``) and
+saved with the model. A crop that shows nothing gives its probability to illegible and adds little to any number,
+so no crop has to be judged legible first."""
 
 import math
 
 import numpy as np
 
+from jersey_cls.model.bags import DEFAULT_TRACK_THRESHOLD
 from jersey_cls.numbers import ILLEGIBLE
 
 ABSTAIN = "?"
@@ -17,48 +21,89 @@ class Tracks:
     def __init__(self, class_names: list[str]) -> None:
         self.class_names = class_names
         self.illegible = class_names.index(ILLEGIBLE) if ILLEGIBLE in class_names else None
-        self.evidence: dict[str, np.ndarray] = {}  # summed log-probabilities of the legible crops
-        self.used: dict[str, int] = {}
+        self.numbers = [i for i in range(len(class_names)) if i != self.illegible]
+        self.evidence: dict[str, np.ndarray] = {}  # summed probabilities of every class
         self.total: dict[str, int] = {}
-        self.illegible_prob: dict[str, float] = {}
+        self.legible: dict[str, int] = {}  # crops whose likeliest class is a number
         # Per track and class: the highest probability any of its crops gave the class, and that crop.
         self.best_prob: dict[str, np.ndarray] = {}
         self.best_crop: dict[str, np.ndarray] = {}
 
     def add(self, track: str, probabilities: np.ndarray, path: str = "") -> None:
         self.total[track] = self.total.get(track, 0) + 1
+        self.legible[track] = self.legible.get(track, 0) + int(probabilities.argmax() != self.illegible)
         best = self.best_prob.setdefault(track, np.full(len(self.class_names), -1.0))
         crops = self.best_crop.setdefault(track, np.full(len(self.class_names), "", dtype=object))
         better = probabilities > best
         best[better], crops[better] = probabilities[better], path
-        self.evidence.setdefault(track, np.zeros(len(self.class_names)))
-        self.used.setdefault(track, 0)
-        if self.illegible is not None:
-            self.illegible_prob[track] = self.illegible_prob.get(track, 0.0) + float(probabilities[self.illegible])
-            if probabilities.argmax() == self.illegible:
-                return
-        self.evidence[track] += np.log(np.clip(probabilities, 1e-12, 1.0))
-        self.used[track] += 1
+        self.evidence[track] = self.evidence.get(track, 0.0) + probabilities.astype(np.float64)
 
     def crop_reading(self, track: str, answer: str) -> str:
         """The crop of ``track`` that gave ``answer`` the highest probability."""
         return self.best_crop[track][self.class_names.index(answer)]
 
-    def answers(self, min_confidence: float = 0.0) -> list[dict]:
+    def strongest(self, track: str) -> tuple[str, float]:
+        """The number with the most evidence in ``track``, and its evidence."""
+        numbers = self.evidence[track][self.numbers]
+        best = int(numbers.argmax())
+        return self.class_names[self.numbers[best]], float(numbers[best])
+
+    def truth_share(self, track: str, truth: str) -> float:
+        """How surely ``track`` reads as ``truth``: for a number, its share of the track's number evidence; for
+        illegible, the crops' mean probability of it."""
+        evidence = self.evidence[track]
+        if truth == ILLEGIBLE and self.illegible is not None:
+            return float(evidence[self.illegible] / self.total[track])
+        if truth not in self.class_names:
+            return 0.0
+        return float(evidence[self.class_names.index(truth)] / max(1e-12, float(evidence[self.numbers].sum())))
+
+    def answers(self, threshold: float = DEFAULT_TRACK_THRESHOLD, min_confidence: float = 0.0) -> list[dict]:
+        """A row per track: its answer; the answer's evidence (frames' worth); its confidence (for a number, the
+        share of the track's number evidence that is the answer's; for illegible, the crops' mean probability of
+        it); the crops read as legible, and all crops read."""
         rows = []
         for track, evidence in self.evidence.items():
-            if self.used[track] == 0:
-                answer, confidence = ILLEGIBLE, self.illegible_prob.get(track, 0.0) / self.total[track]
+            number, strength = self.strongest(track)
+            if self.illegible is not None and strength < threshold:
+                answer, confidence = ILLEGIBLE, evidence[self.illegible] / self.total[track]
             else:
-                numbers = evidence if self.illegible is None else np.delete(evidence, self.illegible)
-                names = [n for i, n in enumerate(self.class_names) if i != self.illegible]
-                shifted = numbers - numbers.max()
-                posterior = np.exp(shifted) / np.exp(shifted).sum()
-                answer, confidence = names[int(posterior.argmax())], float(posterior.max())
+                answer, confidence = number, strength / max(1e-12, float(evidence[self.numbers].sum()))
             rows.append({"track": track, "answer": answer if confidence >= min_confidence else ABSTAIN,
-                         "confidence": round(confidence, 6) if math.isfinite(confidence) else 0.0,
-                         "crops_used": self.used[track], "crops_total": self.total[track]})  # fmt: skip
+                         "evidence": round(strength, 4),
+                         "confidence": round(float(confidence), 6) if math.isfinite(confidence) else 0.0,
+                         "crops_used": self.legible[track], "crops_total": self.total[track]})  # fmt: skip
         return rows
+
+
+def fit_threshold(tracks: Tracks, truths: dict[str, str]) -> float:
+    """The track threshold that answers the most of ``truths``' tracks right ({track: its true label}): among the
+    thresholds that do, the middle (geometric) of the widest range, so that a new track's evidence sits as far as
+    it can from where the answer flips."""
+    if tracks.illegible is None:
+        return DEFAULT_TRACK_THRESHOLD
+    strengths, right, illegible = [], [], []
+    for track, truth in truths.items():
+        number, strength = tracks.strongest(track)
+        strengths.append(max(strength, 1e-6))
+        right.append(number == truth)
+        illegible.append(truth == ILLEGIBLE)
+    order = np.argsort(strengths)
+    strengths = np.array(strengths)[order]
+    right, illegible = np.array(right)[order], np.array(illegible)[order]
+    # Threshold between strengths[k - 1] and strengths[k]: the k weakest are illegible, the rest their number.
+    reads = [illegible[:k].sum() + right[k:].sum() for k in range(len(strengths) + 1)]
+    best = max(reads)
+    edges = np.concatenate([[strengths[0] / 4], strengths, [strengths[-1] * 4]])
+    ranges, start = [], None  # runs of best thresholds: (low, high)
+    for k in range(len(reads) + 1):
+        if k < len(reads) and reads[k] == best:
+            start = k if start is None else start
+        elif start is not None:
+            ranges.append((edges[start], edges[k]))
+            start = None
+    low, high = max(ranges, key=lambda r: math.log(r[1] / r[0]))
+    return float(math.sqrt(low * high))
 
 
 def soccernet_submission(rows: list[dict], every_track: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from jersey_cls.model.bags import at_least_one, bag_loss
 from jersey_cls.numbers import ILLEGIBLE, NO_TENS, digits, is_legal, require_numbers
 
 TENS_OUTPUTS, UNITS_OUTPUTS = NO_TENS + 1, 10
@@ -37,6 +38,10 @@ class ClassesHead(nn.Module):
 
     def loss(self, logits, targets, weight=None, label_smoothing: float = 0.0) -> torch.Tensor:
         return F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
+
+    def bag_loss(self, logits, targets, bags, illegible: int, label_smoothing: float = 0.0) -> torch.Tensor:
+        """The loss of frames labelled by their track, in bags of one track's frames (model.bags)."""
+        return smoothed(bag_loss, logits.log_softmax(dim=1), targets, bags, illegible, label_smoothing=label_smoothing)
 
 
 class DigitsHead(nn.Module):
@@ -77,6 +82,25 @@ class DigitsHead(nn.Module):
         whole_number = MulticlassAccuracy(self.num_classes, top_k=1, average="micro")
         return {"whole_number_acc": (whole_number, lambda logits: self.split(logits)[0])}
 
+    def bag_loss(self, logits, targets, bags, illegible: int, label_smoothing: float = 0.0) -> torch.Tensor:
+        """The answer (digits and legibility) and the whole-number output each learn the track labels
+        (model.bags), and in a bag with a number at least one frame shows its tens and its units: the digit
+        outputs' own signal, as in ``loss``, with ten or eleven classes to tell apart rather than 101."""
+        whole, tens, units = self.split(logits)
+        loss = smoothed(
+            bag_loss, self.scores(logits).log_softmax(dim=1), targets, bags, illegible, label_smoothing=label_smoothing
+        )
+        loss = loss + smoothed(
+            bag_loss, whole.log_softmax(dim=1), targets, bags, illegible, label_smoothing=label_smoothing
+        )
+        legible = targets != illegible
+        for outputs, digit in ((tens, self.class_tens), (units, self.class_units)):
+            log_probs = outputs[legible].log_softmax(dim=1)
+            shown = log_probs.gather(1, digit[targets[legible]][:, None])[:, 0]
+            loss = loss + (1 - label_smoothing) * at_least_one(shown, bags[legible])
+            loss = loss - label_smoothing * log_probs.mean() if legible.any() else loss
+        return loss
+
     def loss(self, logits, targets, weight=None, label_smoothing: float = 0.0) -> torch.Tensor:
         whole, tens, units = self.split(logits)
         loss = F.cross_entropy(whole, targets, weight=weight, label_smoothing=label_smoothing)
@@ -86,6 +110,11 @@ class DigitsHead(nn.Module):
             loss = loss + F.cross_entropy(tens[legible], tens_target, label_smoothing=label_smoothing)
             loss = loss + F.cross_entropy(units[legible], units_target, label_smoothing=label_smoothing)
         return loss
+
+
+def smoothed(loss, log_probs: torch.Tensor, *args, label_smoothing: float = 0.0) -> torch.Tensor:
+    """``loss(log_probs, *args)`` with label smoothing's share of a uniform target."""
+    return (1 - label_smoothing) * loss(log_probs, *args) - label_smoothing * log_probs.mean()
 
 
 HEADS = {"classes": ClassesHead, "digits": DigitsHead}

@@ -15,9 +15,11 @@ from torchmetrics.classification import MulticlassAccuracy
 from jersey_cls import lightning_internals as internals
 from jersey_cls.messages import JerseyInputError, say
 from jersey_cls.model.backbone import create_backbone
+from jersey_cls.model.bags import DEFAULT_TRACK_THRESHOLD
 from jersey_cls.model.heads import HEADS, HeadName, choose_head
 from jersey_cls.model.metrics import evaluation_metrics
 from jersey_cls.model.schedule import schedule_changes, warmup_cosine
+from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.seeds import derive_seed, reseed_global_rngs, run_seed
 
 
@@ -33,6 +35,7 @@ class JerseyClassifier(pl.LightningModule):
         backbone: str = "resnet18",
         head: HeadName = "auto",
         image_size: int = 224,
+        input_shape: list[int] | None = None,
         pretrained: bool = False,
         init_from: str | None = None,
         drop_rate: ClosedUnitInterval = 0.0,
@@ -56,6 +59,8 @@ class JerseyClassifier(pl.LightningModule):
                 not jersey numbers. "auto": digits when every class is a legal number (0-99, 00, and illegible),
                 else classes; checkpoints store the head chosen.
             image_size: Side of the square crops the model reads; linked from the data, stored in checkpoints.
+            input_shape: The crops' [height, width], when not the image_size square (tall player thumbnails);
+                linked from the data, stored in checkpoints.
             pretrained: A new run starts from timm's ImageNet weights (needs them downloaded or cached).
             init_from: A new run starts from these weights instead: a jersey-cls checkpoint (last season's model;
                 numbers in both class lists keep what they learned, new numbers start fresh, the digits head's tens
@@ -92,7 +97,9 @@ class JerseyClassifier(pl.LightningModule):
         loss_weights = torch.tensor(class_weights) if class_weighted_loss and class_weights else None
         self.register_buffer("loss_weights", loss_weights, persistent=False)
         self.register_buffer("temperature", torch.ones(()))  # fitted on val when training ends (Calibrate)
-        self.example_input_array = torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8)
+        self.track_threshold = DEFAULT_TRACK_THRESHOLD  # a track's -1 rule (evaluation.tracks), fitted on val tracks
+        self.input_shape = [int(side) for side in input_shape] if input_shape else [image_size, image_size]
+        self.example_input_array = torch.zeros(1, 3, *self.input_shape, dtype=torch.uint8)
         self.train_loss = MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_metrics = evaluation_metrics(self.class_names, "val/")
@@ -106,11 +113,13 @@ class JerseyClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["started_from"] = self.started_from
+        checkpoint["track_threshold"] = float(self.track_threshold)
         if self.schedule:
             checkpoint["schedule"] = self.schedule
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.started_from = checkpoint.get("started_from", self.started_from)
+        self.track_threshold = float(checkpoint.get("track_threshold", DEFAULT_TRACK_THRESHOLD))
         if "schedule" in checkpoint:  # a resume: the schedule it ran on, and where it stood
             self._resumed_schedule = {**checkpoint["schedule"], "step": checkpoint["global_step"]}
 
@@ -130,7 +139,8 @@ class JerseyClassifier(pl.LightningModule):
         return self.head.scores(logits) / self.temperature
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Probabilities over ``class_names`` for RGB crops with values 0-255 (uint8 or float), (N, 3, H, W).
+        """Probabilities over ``class_names`` for RGB crops with values 0-255 (uint8 or float), (N, 3, H, W) with
+        (H, W) the ``input_shape``.
 
         This is what `predict` answers and what the ONNX export computes."""
         return self.scores(self.logits(images)).softmax(dim=1)
@@ -141,7 +151,10 @@ class JerseyClassifier(pl.LightningModule):
         logits = self.logits(images)
         scores = self.scores(logits)
         smoothing = self.hparams.label_smoothing
-        loss = self.head.loss(logits, targets, weight=self.loss_weights, label_smoothing=smoothing)
+        if "bag" in batch:  # frames of player tracks, labelled per track (JerseyDataModule's track_labels bags)
+            loss = self.bag_loss(logits, targets, batch["bag"])
+        else:
+            loss = self.head.loss(logits, targets, weight=self.loss_weights, label_smoothing=smoothing)
         batch_size = len(targets)
         if stage == "train":
             self.train_loss.update(loss.detach(), batch_size)
@@ -158,6 +171,13 @@ class JerseyClassifier(pl.LightningModule):
                 metric.update(self._head_outputs[name](logits), targets)
                 self.log(f"val/{name}", metric, on_epoch=True, batch_size=batch_size)
         return Step(loss, scores)
+
+    def bag_loss(self, logits: torch.Tensor, targets: torch.Tensor, bags: torch.Tensor) -> torch.Tensor:
+        """The head's loss of frames labelled by their track (model.bags)."""
+        if ILLEGIBLE not in self.class_names:
+            raise JerseyInputError("learning from track labels needs the illegible class: --data.illegible true")
+        illegible, smoothing = self.class_names.index(ILLEGIBLE), self.hparams.label_smoothing
+        return self.head.bag_loss(logits, targets, bags, illegible, label_smoothing=smoothing)
 
     def on_train_start(self) -> None:
         if self._schedule_changed:

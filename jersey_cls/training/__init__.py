@@ -1,7 +1,7 @@
 """Training: checkpoints and what they mean, the run folder, the weights a run starts from, and the callbacks a
 fit runs with."""
 
-from jersey_cls.training.best_checkpoints import BestCheckpoints
+from jersey_cls.training.best_checkpoints import BestCheckpoints, TrackEarlyStopping
 from jersey_cls.training.checkpoint_io import AtomicCheckpointIO
 from jersey_cls.training.dataset_summary import DatasetSummary
 from jersey_cls.training.divergence import DivergenceGuard
@@ -17,4 +17,5 @@ __all__ = [
     "DivergenceGuard",
     "EMA",
     "LastCheckpoint",
+    "TrackEarlyStopping",
 ]

@@ -38,7 +38,7 @@ def load_model(path: str | Path) -> JerseyClassifier:
     arguments = inspect.signature(JerseyClassifier).parameters  # not the keys LightningCLI adds of its own
     model = JerseyClassifier(**{k: v for k, v in checkpoint["hyper_parameters"].items() if k in arguments})
     model.load_state_dict(checkpoint["state_dict"])
-    model.started_from = checkpoint.get("started_from", model.started_from)
+    model.on_load_checkpoint(checkpoint)  # what the checkpoint holds beside the weights: the track threshold, ...
     return model.eval()
 
 

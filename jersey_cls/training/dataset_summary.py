@@ -9,6 +9,23 @@ from rich.table import Table
 
 from jersey_cls.data.doctor import format_report
 from jersey_cls.data.summary import summarize
+from jersey_cls.numbers import ILLEGIBLE
+
+
+def count_tracks(split) -> dict[str, int]:
+    """Tracklets of a split with a number and illegible ones (-1), and their frames."""
+    labels = {}
+    for path, label in split.samples:
+        if path in split.tracks:
+            labels[split.tracks[path]] = label
+    illegible = sum(label == ILLEGIBLE for label in labels.values())
+    frames = sum(path in split.tracks for path, _ in split.samples)
+    return {
+        "tracklets": len(labels),
+        "with a number": len(labels) - illegible,
+        "illegible": illegible,
+        "frames": frames,
+    }
 
 
 class DatasetSummary(pl.Callback):
@@ -23,8 +40,9 @@ class DatasetSummary(pl.Callback):
         hp = data.hparams
         if data.held_out:
             summary["val_held_out"] = {"share": hp.val_share, "seed": hp.val_seed, "tracks": data.held_out}
-        if hp.frame_labels:
-            summary["frame_labels"] = {"file": hp.frame_labels, "made_illegible": len(data.splits["train"].relabelled)}
+        tracklets = {name: count_tracks(split) for name, split in data.splits.items() if split.tracks}
+        if tracklets:
+            summary["tracklets"] = tracklets
         run = Path(trainer.default_root_dir)
         run.mkdir(parents=True, exist_ok=True)
         (run / "dataset_summary.json").write_text(json.dumps(summary, indent=2))
@@ -34,10 +52,27 @@ class DatasetSummary(pl.Callback):
         console.print(self._table(summary, console.width))
         if report:
             console.print(f"data doctor (skipped, details in {run / 'data_report.json'}):\n{format_report(report)}")
-        if hp.frame_labels:
+        if data.crop_aspect is not None and data.input_shape[0] != data.input_shape[1]:
+            height, width = data.input_shape
             console.print(
-                f"train: {len(data.splits['train'].relabelled)} crops that {hp.frame_labels} reads as illegible are "
-                "illegible (--data.frame_labels)"
+                f"input: {height}x{width} px (height x width): train's crops are {data.crop_aspect:.2f} times as tall "
+                f"as wide (median), so the model reads them in that shape, with the pixels of a "
+                f"{hp.image_size}x{hp.image_size} square (--data.keep_aspect true)"
+            )
+        for name, counts in tracklets.items():
+            how = ""
+            if name == "train" and data.bags:
+                how = (f"; learned as bags of {hp.bag_size} frames of one tracklet, a frame showing its number or "
+                       f"nothing, {hp.frames_per_track or 'the mean length in'} frames of each tracklet an epoch, "
+                       f"drawn afresh (--data.track_labels {hp.track_labels})")  # fmt: skip
+            elif name == "train" and data.tracklets:
+                how = (
+                    f"; every frame takes its tracklet's label, {hp.frames_per_track or 'the mean length in'} "
+                    f"frames of each tracklet an epoch, drawn afresh (--data.track_labels {hp.track_labels})"
+                )
+            console.print(
+                f"{name}: {counts['tracklets']} tracklets ({counts['with a number']} with a number, "
+                f"{counts['illegible']} illegible), {counts['frames']} frames{how}"
             )
         if data.held_out:
             tracks = len(data.held_out) + len(set(data.splits["train"].tracks.values()))

@@ -11,9 +11,10 @@ from jersey_cls.messages import JerseyInputError
 MEANING = ("backbone", "head", "image_size")
 # And these: the train order, the schedule, which weights train and how the augmentation draws depend on them, so
 # an exact resume does too.
-EXACTNESS = ("batch_size", "world_size", "accumulate_grad_batches", "ema", "augment_on")
+EXACTNESS = ("batch_size", "world_size", "accumulate_grad_batches", "ema", "augment_on", "input_shape", "bags",
+             "bag_size")  # fmt: skip
 # What evaluation does not take from a checkpoint: the weights are loaded from it, the classes linked from data.
-NOT_ADOPTED = {"pretrained", "init_from", "class_names", "class_weights", "image_size", "compile"}
+NOT_ADOPTED = {"pretrained", "init_from", "class_names", "class_weights", "image_size", "input_shape", "compile"}
 
 
 def adopt_run_folder(config: Namespace, path: Path, explicit: set[str]) -> None:
@@ -50,6 +51,8 @@ def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str], t
         if name in config.model and (name not in NOT_ADOPTED or name in starting):
             take(f"model.{name}", value)
     config.data.class_names = list(model["class_names"])
+    if model.get("input_shape") and "data.image_size" not in explicit:
+        config.data.input_shape = list(model["input_shape"])
     take("data.image_size", model["image_size"])
     config.model.image_size = int(config.data.image_size)
     # The data the model was trained and judged on, read as it was (the same tracks held out as val).
@@ -102,7 +105,8 @@ def exactness_refusals(checkpoint: dict, now: dict, class_names: list[str]) -> l
     flags = {"batch_size": "--data.batch_size", "world_size": "devices x nodes (--trainer.devices, "
              "--trainer.num_nodes)", "accumulate_grad_batches": "--trainer.accumulate_grad_batches",
              "ema": "--ema.enabled", "augment_on": "where augmentation runs (--data.augment_on, auto: the device on a "
-             "CUDA GPU)"}  # fmt: skip
+             "CUDA GPU)", "input_shape": "the input's [height, width] (--data.image_size, --data.keep_aspect)",
+             "bags": "tracklets learned in bags (--data.track_labels)", "bag_size": "--data.bag_size"}  # fmt: skip
     for name in EXACTNESS:
         if name in saved and saved[name] != now[name]:
             refusals.append(f"  {flags[name]}: checkpoint {saved[name]}, now {now[name]}")

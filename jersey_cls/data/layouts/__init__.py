@@ -3,6 +3,7 @@ images predict reads. Each layout has one reader of rows (layouts.jsonl, .imagef
 and predict keep different rows of the same reading."""
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from jersey_cls.data.layouts.imagefolder import images_of, read_imagefolder
 from jersey_cls.data.layouts.jsonl import read_jsonl
 from jersey_cls.data.layouts.rows import IMAGE_SUFFIXES, TRACK_KEY, Row
 from jersey_cls.data.layouts.soccernet import is_soccernet, read_soccernet, track_folders
-from jersey_cls.messages import JerseyInputError
+from jersey_cls.messages import JerseyInputError, JerseyWarning
 
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 # Crops whose number cannot be read: skipped, or the "illegible" class with --data.illegible.
@@ -135,9 +136,19 @@ class PredictInput:
 
     @classmethod
     def read(cls, predict_path: Path) -> "PredictInput":
+        if predict_path.name == "images" and is_soccernet(predict_path.parent):  # the split, as its tracklets
+            predict_path = predict_path.parent
         inputs = read_predict_inputs(predict_path)
         if is_soccernet(predict_path):
-            return cls(predict_path.resolve().name, "soccernet", inputs, list(track_folders(predict_path)))
+            folders = track_folders(predict_path)
+            if empty := [track for track, crops in folders.items() if not crops]:
+                warnings.warn(
+                    f"{predict_path / 'images'}: {len(empty)} tracklet folders with no frames "
+                    f"({', '.join(empty[:10])}) are answered -1 in the submission, which lists every tracklet",
+                    JerseyWarning,
+                    stacklevel=2,
+                )
+            return cls(predict_path.resolve().name, "soccernet", inputs, list(folders))
         tracks = (json.loads(fields).get(TRACK_KEY) for _, _, fields in inputs)
         tracks = list(dict.fromkeys(str(track) for track in tracks if track is not None))
         return cls(predict_path.resolve().stem or "predictions", "", inputs, tracks)

@@ -80,6 +80,10 @@ def read_soccernet(split_dir: Path, need_truth: bool) -> list[Row]:
         for track in sorted(set(truth or {}) - set(folders))
     ]
     for track, crops in folders.items():
+        if not crops:
+            rows.append(Row(problem=("tracklet folder with no frames", f"{images}/{track}: no images "
+                                     f"({', '.join(sorted(IMAGE_SUFFIXES))})")))  # fmt: skip
+            continue
         if truth is not None and track not in truth:
             missing = ("track folder missing from the ground truth", f"{images}/{track}: not in {gt_file}")
             rows.append(Row(problem=missing))
