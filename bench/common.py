@@ -1,6 +1,5 @@
 """What the bench scripts share: paths, running a command, interleaved medians, fit-then-predict, top-1."""
 
-import csv
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from jersey_cls.numbers import ILLEGIBLE
+from jersey_cls.spreadsheet import read_rows
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -111,8 +111,8 @@ def best_checkpoint(run_dir: Path) -> tuple[Path, float]:
 
 def read_csv(path: Path) -> list[dict]:
     """The rows of a CSV file (predict's: path, label, pred_label, pred_prob, ...), as dicts."""
-    with open(path, newline="") as rows:
-        return list(csv.DictReader(rows))
+    with open(path, newline="", encoding="utf-8") as rows:
+        return read_rows(rows)
 
 
 def read_split(folder: Path) -> list[dict]:

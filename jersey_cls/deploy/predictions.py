@@ -1,6 +1,5 @@
 """PredictionWriter: stream `predict` results to a CSV (or JSON lines) file, one row per input image."""
 
-import csv
 import json
 import warnings
 from pathlib import Path
@@ -14,6 +13,7 @@ from jersey_cls.data.layouts import TRACK_KEY
 from jersey_cls.deploy.review import crops_to_review, tracks_to_review, write_review
 from jersey_cls.evaluation.tracks import ABSTAIN, Tracks, soccernet_submission
 from jersey_cls.messages import JerseyInputError, JerseyWarning
+from jersey_cls.spreadsheet import DictWriter, read_rows, write_dicts
 from jersey_cls.training.run_folder import predictions_file
 
 
@@ -79,7 +79,7 @@ class PredictionWriter(BasePredictionWriter):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in on_predict_end
         if self.format == "csv":
-            self._writer = csv.DictWriter(self._file, fieldnames=self._columns)
+            self._writer = DictWriter(self._file, fieldnames=self._columns)
             self._writer.writeheader()
         self._track_key = self.tracks or (TRACK_KEY if read.tracks else None)
         if read.layout == "soccernet" and self.tracks == "folder":  # a tracklet is a folder: the same grouping
@@ -134,10 +134,7 @@ class PredictionWriter(BasePredictionWriter):
         if self._tracks is not None:
             rows = self._tracks.answers(pl_module.track_threshold, self.min_confidence)
             tracks_path = self.path.with_name(f"{self.path.stem}_tracks.csv")
-            with open(tracks_path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["track", "answer"])
-                writer.writeheader()
-                writer.writerows(rows)
+            write_dicts(tracks_path, rows, None if rows else ["track", "answer"])
             print(f"jersey-cls: wrote {len(rows)} track answers to {tracks_path}")
             read = trainer.datamodule.predict
             if read.layout == "soccernet" and self._track_key == TRACK_KEY:
@@ -152,7 +149,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def _read_back(self) -> list[dict]:
         with open(self.path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f)) if self.format == "csv" else [json.loads(line) for line in f]
+            return read_rows(f) if self.format == "csv" else [json.loads(line) for line in f]
 
     def _write_submission(self, rows: list[dict], every_track: list[str]) -> None:
         submission, lost = soccernet_submission(rows, every_track)

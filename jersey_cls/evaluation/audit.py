@@ -2,7 +2,6 @@
 written so that the fix takes seconds."""
 
 import copy
-import csv
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from jersey_cls.data.layouts.soccernet import ground_truth_file
 from jersey_cls.evaluation.label_audit import suspects, thresholds
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.seeds import run_seed
+from jersey_cls.spreadsheet import write_dicts, write_rows
 from jersey_cls.synth.sheet import contact_sheet
 from jersey_cls.training.checkpoints import read_checkpoint
 from jersey_cls.training.cross_fit import cross_fit, probabilities
@@ -92,10 +92,7 @@ def run_audit(
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     path = folder / "suspect_labels.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_dicts(path, rows, COLUMNS)
     top = rows[:sheet_size]
     crops = [load_rgb(r["path"]) if Path(r["path"]).is_file() else Image.new("RGB", (8, 8)) for r in top]
     captions = [f"{r['given']} → {r['suggested']}" for r in top]
@@ -107,10 +104,10 @@ def run_audit(
 def write_probabilities(path: Path, data: JerseyDataModule, found: dict[str, np.ndarray], read: dict) -> None:
     """Every audited crop's out-of-sample probabilities: split, path, given label, one column per class."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["split", "path", "given", *data.class_names])
-        for name, probs in found.items():
-            for (crop, label), row, ok in zip(data.splits[name].samples, probs, read[name], strict=True):
-                if ok:
-                    writer.writerow([name, crop, label, *np.round(row, 6)])
+    rows = (
+        [name, crop, label, *np.round(row, 6)]
+        for name, probs in found.items()
+        for (crop, label), row, ok in zip(data.splits[name].samples, probs, read[name], strict=True)
+        if ok
+    )
+    write_rows(path, ["split", "path", "given", *data.class_names], rows)

@@ -1,6 +1,5 @@
 """The evaluation report of one split: per-class table, most confused pairs, confusion matrix, calibration."""
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,7 @@ from rich.table import Table
 
 from jersey_cls.evaluation.calibration import calibration_error, reliability, risk_coverage
 from jersey_cls.evaluation.figures import save_reliability, save_risk_coverage
+from jersey_cls.spreadsheet import write_rows
 
 
 def per_class_rows(confusion: np.ndarray, class_names: list[str]) -> list[dict]:
@@ -34,25 +34,17 @@ def most_confused_pairs(confusion: np.ndarray, class_names: list[str], top: int)
     return [(class_names[i], class_names[j], int(off_diagonal[i, j])) for i, j in pairs if off_diagonal[i, j] > 0]
 
 
-def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
 def write_report(folder: Path, stage: str, confusion: np.ndarray, names: list[str], confidence: np.ndarray,
                  correct: np.ndarray, top_confused: int) -> tuple[list[dict], list[tuple]]:  # fmt: skip
     """CSVs, the reliability diagram and the risk-coverage curve into ``folder``; prints the tables."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = per_class_rows(confusion, names)
     pairs = most_confused_pairs(confusion, names, top_confused)
-    write_csv(
+    write_rows(
         folder / f"{stage}_per_class.csv", list(rows[0]), [["" if v is None else v for v in r.values()] for r in rows]
     )
-    write_csv(folder / f"{stage}_confused_pairs.csv", ["true", "predicted", "count"], pairs)
-    write_csv(folder / f"{stage}_confusion_matrix.csv", ["true \\ predicted", *names],
+    write_rows(folder / f"{stage}_confused_pairs.csv", ["true", "predicted", "count"], pairs)
+    write_rows(folder / f"{stage}_confusion_matrix.csv", ["true \\ predicted", *names],
               [[name, *row] for name, row in zip(names, confusion.tolist(), strict=True)])  # fmt: skip
     ece = calibration_error(confidence, correct)
     save_reliability({stage: reliability(confidence, correct)}, folder / f"{stage}_reliability.png",

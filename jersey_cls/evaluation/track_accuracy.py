@@ -1,6 +1,5 @@
 """TrackAccuracy: one answer per player track in validation and test, scored as SoccerNet's benchmark scores it."""
 
-import csv
 from collections import Counter
 
 import lightning.pytorch as pl
@@ -10,6 +9,7 @@ from torchmetrics import CatMetric
 from jersey_cls.evaluation.passes import EvaluationPass
 from jersey_cls.evaluation.tracks import Tracks, fit_threshold
 from jersey_cls.numbers import ILLEGIBLE
+from jersey_cls.spreadsheet import write_dicts
 from jersey_cls.training.run_folder import report_folder
 
 STAGE_SPLITS = {"val": "val", "test": "test"}
@@ -71,7 +71,4 @@ class TrackAccuracy(EvaluationPass):
         if trainer.is_global_zero and trainer.state.fn != "fit":
             path = report_folder(trainer) / f"{stage}_tracks.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
+            write_dicts(path, rows)
