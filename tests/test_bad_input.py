@@ -8,6 +8,9 @@ import pytest
 import yaml
 
 from jersey_cls.cli import main
+from jersey_cls.data.datamodule import JerseyDataModule
+from jersey_cls.messages import JerseyInputError
+from jersey_cls.numbers import label_sort_key
 
 from .conftest import CONFIGS, LABELS, eval_args, fit_args
 
@@ -105,3 +108,53 @@ def test_a_config_saved_before_the_package_was_laid_out_by_concern_names_the_new
     (tmp_path / "old.yaml").write_text(yaml.safe_dump(config))
     error = fails(capsys, ["fit", "--config", str(tmp_path / "old.yaml")])
     assert "data.augment -> data.augment.strength" in error and "data.jpeg_p -> data.augment.jpeg_p" in error
+
+
+ILLEGIBLE_ON = ("--data.illegible", "true")
+
+
+def test_a_ground_truth_value_that_is_no_jersey_number_is_named_and_its_tracklet_skipped(soccernet_root, capsys):
+    gt = soccernet_root / "train" / "train_gt.json"
+    truth = json.loads(gt.read_text())
+    truth.update({"00": 123, "01": -5, "02": 10**30, "70": "²", "71": "٣", "72": True})
+    gt.write_text(json.dumps(truth))
+    with pytest.raises(SystemExit) as stop:
+        main(fit_args(soccernet_root, *ILLEGIBLE_ON, "--data.strict", "true"))
+    assert stop.value.code == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "6 ground-truth value that is no jersey number" in error
+    assert f"{gt}: '00': 123 (expected an integer 0-99, or -1 when the number is never visible)" in error
+    data = JerseyDataModule(data_root=str(soccernet_root), illegible=True, num_workers=0)
+    data.setup("fit")
+    tracks = {data.splits["train"].tracks[path] for path, _ in data.splits["train"].samples}
+    tracks |= {data.splits["val"].tracks[path] for path, _ in data.splits["val"].samples}
+    assert tracks == {"230", "231", "232", "x0", "x1", "x2", "h0", "h1", "h2"}  # the six refused, the rest read
+    refused = data.splits["train"].skipped["ground-truth value that is no jersey number"]
+    bad = (("00", "123"), ("01", "-5"), ("02", str(10**30)), ("70", "'²'"), ("71", "'٣'"), ("72", "True"))
+    for track, value in bad:
+        assert f"{gt}: {track!r}: {value} (expected an integer 0-99" in " ".join(refused), track
+    assert "123" not in data.class_names and "2" not in data.class_names
+
+
+def test_a_player_id_given_twice_is_refused_and_a_bom_is_read(soccernet_root):
+    gt = soccernet_root / "train" / "train_gt.json"
+    text = gt.read_text()
+    gt.write_text(text[:-1] + ', "70": 77}')  # "70" is 7 earlier in the file
+    with pytest.raises(JerseyInputError, match=rf"{gt}: 1 player ids are given more than once.*'70': 7, 77"):
+        JerseyDataModule(data_root=str(soccernet_root), illegible=True, num_workers=0).setup("fit")
+    gt.write_text("\ufeff" + text, encoding="utf-8")
+    data = JerseyDataModule(data_root=str(soccernet_root), illegible=True, num_workers=0)
+    data.setup("fit")
+    assert "7" in data.class_names
+
+
+def test_unicode_digits_are_their_ascii_number_and_sort_without_a_crash(jsonl_root, capsys):
+    annotations = jsonl_root / "train" / "annotations.jsonl"
+    rows = [json.loads(line) for line in annotations.read_text().splitlines()]
+    for row, twin in zip(rows, ["٧", "７", "۰۰", " 7 "], strict=False):  # Arabic-Indic, full-width, Persian 00
+        row["suffix"] = twin
+    annotations.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    data = JerseyDataModule(data_root=str(jsonl_root), num_workers=0)
+    data.setup("fit")
+    assert set(data.class_names) == {"0", "00", "7", "23"}
+    assert sorted(["²", "10", "٣", "2"], key=label_sort_key) == ["2", "10", "²", "٣"]  # not numbers: last

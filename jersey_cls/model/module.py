@@ -1,6 +1,7 @@
 """JerseyClassifier: a timm backbone and a head that read jersey numbers from uint8 RGB crops."""
 
 import math
+import warnings
 from typing import NamedTuple
 
 import lightning.pytorch as pl
@@ -13,7 +14,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from jersey_cls import lightning_internals as internals
-from jersey_cls.messages import JerseyInputError, say
+from jersey_cls.messages import JerseyInputError, JerseyWarning, say
 from jersey_cls.model.backbone import create_backbone
 from jersey_cls.model.bags import DEFAULT_TRACK_THRESHOLD
 from jersey_cls.model.heads import HEADS, HeadName, choose_head
@@ -85,7 +86,13 @@ class JerseyClassifier(pl.LightningModule):
         if head == "auto":
             head, self.head_choice = choose_head(self.class_names)
             self.hparams.head = head
-            say(f"jersey-cls: the {head} head: {self.head_choice}")
+            if head == "classes":  # one stray label costs reading the numbers train lacks: the user must know
+                message = (f"the classes head, which reads only train's labels: {self.head_choice}. If they are "
+                           "typos, fix them for the digits head, which reads every number 0-99 and 00; "
+                           "--model.head classes says this choice is meant")  # fmt: skip
+                warnings.warn(message, JerseyWarning, stacklevel=2)
+            else:
+                say(f"jersey-cls: the {head} head: {self.head_choice}")
         self.head = HEADS[head](self.class_names)
         self.net = create_backbone(backbone, self.head.num_outputs, drop_rate)
         self.started_from = "random weights (from scratch)"  # what fit loads before training says otherwise

@@ -4,6 +4,8 @@ and differ only in what they keep."""
 
 from dataclasses import dataclass, field
 
+from jersey_cls.numbers import canonical_label
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 TRACK_KEY = "track_id"  # the key of a row's player track, in JSONL rows and for SoccerNet's tracklet folders
 
@@ -20,3 +22,7 @@ class Row:
     source: str = ""  # where the row is written, for reports: a JSONL file and line, or the image itself
     problem: tuple[str, str] | None = None
     unreadable: str = "empty label"  # how a row without a label is counted
+
+    def __post_init__(self) -> None:
+        if self.label is not None:
+            self.label = canonical_label(self.label) or None

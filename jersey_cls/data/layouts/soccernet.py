@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jersey_cls.data.layouts.rows import IMAGE_SUFFIXES, TRACK_KEY, Row
 from jersey_cls.messages import JerseyInputError
+from jersey_cls.numbers import soccernet_number
 
 
 def is_soccernet(split_dir: Path) -> bool:
@@ -26,31 +27,43 @@ def ground_truth_file(split_dir: Path) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
-def read_ground_truth(gt_file: Path) -> dict[str, str]:
-    """{track: label}: SoccerNet's integers as strings ("-1" when never visible); a string value such as "00" is
-    kept as it is, since integers cannot tell 00 from 0."""
+class Pairs(list):
+    """A JSON object's (key, value) pairs, in file order, duplicates kept."""
+
+
+def read_ground_truth(gt_file: Path) -> tuple[dict[str, str], dict[str, object]]:
+    """({track: label}, {track: value that is no jersey number}): SoccerNet's integers 0-99 and -1 (never
+    visible) as strings; a string value that is a jersey number, such as "00", is kept as it is, since integers
+    cannot tell 00 from 0. A player id given twice is refused: which number it has is anyone's guess."""
     how = (
         "SoccerNet's ground truth is one JSON object mapping each player id (a string) to its jersey number (an "
-        "integer, -1 when it is never visible)."
+        "integer 0-99, -1 when it is never visible)."
     )
     try:
-        truth = json.loads(gt_file.read_text(encoding="utf-8"))
+        pairs = json.loads(gt_file.read_text(encoding="utf-8-sig"), object_pairs_hook=Pairs)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         where = f" at line {error.lineno}, column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
         raise JerseyInputError(f"{gt_file}: not valid JSON{where}. {how}") from None
-    if not isinstance(truth, dict):
-        raise JerseyInputError(f"{gt_file}: holds a JSON {type(truth).__name__}, not an object. {how}")
-    labels, bad = {}, []
-    for track, number in truth.items():
-        if isinstance(number, int) and not isinstance(number, bool):
-            labels[str(track)] = str(number)
-        elif isinstance(number, str) and (number.strip().isdigit() or number.strip() == "-1"):
-            labels[str(track)] = number.strip()
+    if not isinstance(pairs, Pairs):
+        raise JerseyInputError(f"{gt_file}: holds a JSON {type(pairs).__name__}, not an object. {how}")
+    values: dict[str, list] = {}
+    for track, value in pairs:
+        values.setdefault(str(track), []).append(value)
+    twice = {track: found for track, found in values.items() if len(found) > 1}
+    if twice:
+        listed = "; ".join(f"{track!r}: {', '.join(map(repr, found))}" for track, found in list(twice.items())[:5])
+        raise JerseyInputError(
+            f"{gt_file}: {len(twice)} player ids are given more than once, with these values: {listed}. Keep one "
+            "entry per player id, the right number."
+        )
+    labels, bad = {}, {}
+    for track, (value,) in values.items():
+        label = soccernet_number(value)
+        if label is None:
+            bad[track] = value
         else:
-            bad.append(f"{track!r}: {number!r}")
-    if bad:
-        raise JerseyInputError(f"{gt_file}: these tracks have no number: {', '.join(bad[:5])}. {how}")
-    return labels
+            labels[track] = label
+    return labels, bad
 
 
 def track_folders(split_dir: Path) -> dict[str, list[Path]]:
@@ -72,17 +85,22 @@ def read_soccernet(split_dir: Path, need_truth: bool) -> list[Row]:
             f"{split_dir / (split_dir.name + '_gt.json')} or {split_dir.parent / (split_dir.name + '_gt.json')}. A "
             f"split without labels (SoccerNet's challenge) can be predicted: --data.predict_path {split_dir}."
         )
-    truth = read_ground_truth(gt_file) if gt_file else None
+    truth, bad = read_ground_truth(gt_file) if gt_file else (None, {})
     folders = track_folders(split_dir)
     images = split_dir / "images"
     rows = [
         Row(problem=("track in the ground truth with no folder", f"{gt_file}: {track!r} (no {images}/{track}/)"))
         for track in sorted(set(truth or {}) - set(folders))
     ]
+    expected = "expected an integer 0-99, or -1 when the number is never visible"
+    no_number = "ground-truth value that is no jersey number"
+    rows += [Row(problem=(no_number, f"{gt_file}: {track!r}: {value!r} ({expected})")) for track, value in bad.items()]
     for track, crops in folders.items():
         if not crops:
             rows.append(Row(problem=("tracklet folder with no frames", f"{images}/{track}: no images "
                                      f"({', '.join(sorted(IMAGE_SUFFIXES))})")))  # fmt: skip
+            continue
+        if track in bad:
             continue
         if truth is not None and track not in truth:
             missing = ("track folder missing from the ground truth", f"{images}/{track}: not in {gt_file}")
