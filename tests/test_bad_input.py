@@ -1,6 +1,7 @@
 """Bad input gets exit 2 and one message that names the flag or file, says what is wrong and how to fix it."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.messages import JerseyInputError
 from jersey_cls.numbers import label_sort_key
 
-from .conftest import CONFIGS, LABELS, eval_args, fit_args
+from .conftest import CONFIGS, LABELS, eval_args, fit_args, write_crop
 
 BASE = ["--config", str(CONFIGS / "base.yaml")]
 
@@ -158,3 +159,24 @@ def test_unicode_digits_are_their_ascii_number_and_sort_without_a_crash(jsonl_ro
     data.setup("fit")
     assert set(data.class_names) == {"0", "00", "7", "23"}
     assert sorted(["²", "10", "٣", "2"], key=label_sort_key) == ["2", "10", "²", "٣"]  # not numbers: last
+
+
+def test_jsonl_images_outside_the_data_root_are_skipped_and_named_unless_allowed(jsonl_root, tmp_path):
+    outside = tmp_path / "elsewhere" / "x.jpg"
+    write_crop(outside, "7", seed="outside")
+    annotations = jsonl_root / "train" / "annotations.jsonl"
+    lines = annotations.read_text().splitlines()
+    escaping = [os.path.relpath(outside, annotations.parent), str(outside), "/etc/passwd"]
+    lines += [json.dumps({"image": image, "suffix": "7"}) for image in escaping]
+    annotations.write_text("\n".join(lines) + "\n")
+    data = JerseyDataModule(data_root=str(jsonl_root), num_workers=0)
+    data.setup("fit")
+    train = data.splits["train"]
+    assert not {str(outside), "/etc/passwd"} & {os.path.normpath(path) for path, _ in train.samples}
+    refused = train.skipped["image outside the data root"]
+    assert [entry.split(": ", 1)[0] for entry in refused] == [f"{annotations}:{len(lines) - 2 + i}" for i in range(3)]
+    assert all("--data.allow_outside_root true" in entry for entry in refused)
+    allowed = JerseyDataModule(data_root=str(jsonl_root), num_workers=0, allow_outside_root=True)
+    allowed.setup("fit")
+    read = {os.path.normpath(path) for path, _ in allowed.splits["train"].samples}
+    assert str(outside) in read and "/etc/passwd" not in read  # not an image: the doctor's, as any broken file

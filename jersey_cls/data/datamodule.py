@@ -49,6 +49,7 @@ class JerseyDataModule(pl.LightningDataModule):
         decode_once: bool = False,
         cache_dir: str | None = None,
         strict: bool = False,
+        allow_outside_root: bool = False,
         class_names: list[str] | None = None,
         input_shape: list[int] | None = None,
         all_numbers: bool | None = False,
@@ -86,6 +87,8 @@ class JerseyDataModule(pl.LightningDataModule):
             cache_dir: Cache folder (embedded set, data-doctor results). None: $XDG_CACHE_HOME/jersey-cls or
                 ~/.cache/jersey-cls.
             strict: Refuse to train when the data doctor finds any problem, instead of skipping bad samples.
+            allow_outside_root: Read images that a JSONL row places outside data_root, such as
+                ../../other/x.jpg or an absolute path. Off: each such row is skipped, and named by the data doctor.
             class_names: Fixed class list in index order (the class weights are then 1). None derives it from
                 train; validate, test, predict and export take it from the checkpoint.
             input_shape: The model's input, [height, width]. None derives it from image_size, keep_aspect and
@@ -160,7 +163,7 @@ class JerseyDataModule(pl.LightningDataModule):
 
     def _read(self, split: str, required: bool) -> Split | None:
         hp = self.hparams
-        if split not in self.splits and (found := read_split(self.data_root, split)) is not None:
+        if split not in self.splits and (found := read_split(self.data_root, split, hp.allow_outside_root)) is not None:
             if split == "train":
                 self.tracklets = bool(found.tracks) and all(path in found.tracks for path, _ in found.samples)
                 self.labels_per_track = found.layout == "soccernet" or hp.track_labels == "bags"

@@ -3,6 +3,7 @@ images predict reads. Each layout has one reader of rows (layouts.jsonl, .imagef
 and predict keep different rows of the same reading."""
 
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,6 @@ class Split:
     skipped: dict[str, list[str]] = field(default_factory=dict)
     unlabelled: list[str] = field(default_factory=list)
     tracks: dict[str, str] = field(default_factory=dict)  # image path -> player track, where the layout has them
-    relabelled: list[str] = field(default_factory=list)  # crops --data.frame_labels made illegible
     sources: dict[str, str] = field(default_factory=dict)  # image path -> the row that gives its label
 
     def skip(self, reason: str, example: str) -> None:
@@ -44,10 +44,10 @@ def find_split_dir(data_root: Path, split: str) -> Path | None:
     return None
 
 
-def read_split(data_root: Path, split: str) -> Split | None:
+def read_split(data_root: Path, split: str, outside_root: bool = False) -> Split | None:
     """Read one split; ``None`` when the split folder does not exist."""
     split_dir = find_split_dir(data_root, split)
-    return None if split_dir is None else read_split_dir(split_dir, split)
+    return None if split_dir is None else read_split_dir(split_dir, split, outside_root)
 
 
 def read_rows(split_dir: Path, need_truth: bool) -> tuple[str, list[Row]]:
@@ -66,12 +66,17 @@ def read_rows(split_dir: Path, need_truth: bool) -> tuple[str, list[Row]]:
     )
 
 
-def read_split_dir(split_dir: Path, split: str) -> Split:
-    """Read the split folder ``split_dir`` for training: rows whose image is missing, whose label is empty or
-    that name an image twice with two labels are skipped, and counted."""
+def read_split_dir(split_dir: Path, split: str, outside_root: bool = False) -> Split:
+    """Read the split folder ``split_dir`` for training: rows whose image is missing, whose label is empty, that
+    name an image twice with two labels, or (unless ``outside_root``) whose image is outside the data root, the
+    split folder's parent, are skipped, and counted."""
     layout, rows = read_rows(split_dir, need_truth=True)
     result = Split(split, split_dir, layout, [])
+    root = os.path.normpath(os.path.abspath(split_dir.parent))
     for row in rows:
+        if row.path and not outside_root and os.path.commonpath([root, os.path.abspath(row.path)]) != root:
+            row.problem = ("image outside the data root", f"{row.source}: {row.path} is not under {root} (move "
+                           "it there, or let the data reach outside with --data.allow_outside_root true)")  # fmt: skip
         if row.problem:
             result.skip(*row.problem)
         elif not Path(row.path).is_file():
