@@ -4,6 +4,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -132,6 +133,42 @@ def test_a_best_checkpoint_killed_mid_save_is_tidied_by_the_next_save_of_any_che
         staging.write_bytes(b"half a checkpoint")
     AtomicCheckpointIO().save_checkpoint({"epoch": 2}, tmp_path / "last.ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([writing.name, "last.ckpt"])
+
+
+def test_a_save_never_removes_another_live_process_staging_file_of_the_same_checkpoint(tmp_path, children):
+    alive = subprocess.Popen(["sleep", "60"])
+    children.append(alive)
+    theirs = tmp_path / f".last.ckpt.{alive.pid}.tmp"
+    theirs.write_bytes(b"half of another process's checkpoint")
+    AtomicCheckpointIO().save_checkpoint({"epoch": 2}, tmp_path / "last.ckpt")
+    assert theirs.read_bytes() == b"half of another process's checkpoint"
+
+
+@pytest.mark.timeout(300)
+def test_a_second_fit_in_a_run_folder_is_refused_at_once_and_the_first_keeps_its_run(jsonl_root, children):
+    first = start_fit(children, jsonl_root, "--model.lr", "0.0123")
+    wait_for(Path("runs/jersey/.fit.lock"), first)
+    started = time.monotonic()
+    second = subprocess.run(["jersey-cls", *fit_args(jsonl_root, "--model.lr", "0.0456")], capture_output=True,
+                            text=True, env={**os.environ, "WANDB_MODE": "disabled"}, timeout=120)  # fmt: skip
+    assert second.returncode == 2 and time.monotonic() - started < 60
+    message = " ".join(second.stderr.split())
+    assert f"is in use by another jersey-cls fit: pid {first.pid} on {socket.gethostname()}" in message, message
+    wait_for(LAST, first)
+    time.sleep(2.0)
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=120)
+    checkpoints = list(Path("runs/jersey/checkpoints").glob("*.ckpt"))
+    assert checkpoints and not list(Path("runs/jersey/checkpoints").glob(".*.tmp"))
+    for path in checkpoints:  # every one loads, and is the first fit's
+        assert torch.load(path, weights_only=True)["hyper_parameters"]["lr"] == 0.0123, path
+    assert not Path("runs/jersey/.fit.lock").exists()
+    # A lock its process left behind (a kill -9) is taken over, with a note.
+    Path("runs/jersey/.fit.lock").write_text(f'{{"pid": {dead_pid()}, "host": "{socket.gethostname()}"}}')
+    taken = subprocess.run(["jersey-cls", *fit_args(jsonl_root, "--trainer.max_steps", "1")], capture_output=True,
+                           text=True, env={**os.environ, "WANDB_MODE": "disabled"}, timeout=240)  # fmt: skip
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert "which has ended; this fit takes the run over" in " ".join(taken.stdout.split())
 
 
 def dead_pid() -> int:

@@ -28,6 +28,7 @@ from jersey_cls.model.heads import all_numbers
 from jersey_cls.training import EMA, LastCheckpoint, resume
 from jersey_cls.training.checkpoints import read_checkpoint, resolve
 from jersey_cls.training.run_folder import configured, fill_run_paths, is_configured
+from jersey_cls.training.run_lock import RunLock
 from jersey_cls.training.start import load_start_weights
 
 DESCRIPTION = """jersey-cls trains the classifier that reads basketball jersey numbers from player crops.
@@ -57,8 +58,9 @@ class JerseySaveConfig(SaveConfigCallback):
 
 
 class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
-    def __init__(self, *args, interrupts: Interrupts | None = None, **kwargs) -> None:
+    def __init__(self, *args, interrupts: Interrupts | None = None, lock: RunLock | None = None, **kwargs) -> None:
         self.interrupts = interrupts or Interrupts()
+        self.lock = lock or RunLock()
         super().__init__(*args, **kwargs)
 
     @staticmethod
@@ -99,6 +101,8 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
             return
         config = self.config[subcommand]
         explicit = {arg[2:].split("=")[0] for arg in self.args if arg.startswith("--")}
+        if subcommand == "fit":  # before the resume reads last.ckpt, which another fit may be writing
+            self.lock.acquire(Path(config.trainer.default_root_dir or "."))
         path = resolve(config.ckpt_path, Path(config.trainer.default_root_dir or "."), subcommand)
         self.starts_fresh = config.ckpt_path == "last" and path is None
         config.ckpt_path = None if path is None else str(path)
@@ -173,7 +177,7 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
 def main(args: list[str] | None = None) -> None:
     """Run the jersey-cls command line; ``args`` replaces sys.argv[1:] for in-process use."""
     given, args = args, list(sys.argv[1:] if args is None else args)
-    interrupts = Interrupts()
+    interrupts, lock = Interrupts(), RunLock()
     # base.yaml's recipe is every command's defaults: a checkpoint alone is enough for validate or predict.
     base = str(files("jersey_cls.configs") / "base.yaml")
     defaults = {subcommand: {"default_config_files": [base]} for subcommand in JerseyCLI.subcommands()}
@@ -183,6 +187,7 @@ def main(args: list[str] | None = None) -> None:
                 JerseyClassifier,
                 JerseyDataModule,
                 interrupts=interrupts,
+                lock=lock,
                 trainer_class=JerseyTrainer,
                 seed_everything_default=42,
                 save_config_callback=JerseySaveConfig,
@@ -213,6 +218,7 @@ def main(args: list[str] | None = None) -> None:
         raise
     finally:
         interrupts.release()
+        lock.release()
         wandb = sys.modules.get("wandb")
         if getattr(wandb, "run", None) is not None:
             wandb.finish()  # so a second in-process run does not attach to this one

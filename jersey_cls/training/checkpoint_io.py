@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from jersey_cls.training.run_lock import alive
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to a temporary file beside the target, fsync, then rename over it.
@@ -29,31 +31,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(staging, target)
         finally:
             staging.unlink(missing_ok=True)
-        # Staging files of killed saves are never loaded (Lightning's "last" lookup skips dot-files); tidy them:
-        # this target's, and those of other checkpoints whose writer is gone (a best checkpoint's name is never
-        # written again).
+        # Staging files of killed saves are never loaded (Lightning's "last" lookup skips dot-files); tidy those
+        # whose writer is gone. Another live process's are its own, whatever checkpoint they are for.
         for stale in target.parent.glob(".*.tmp"):
             match = STAGING.fullmatch(stale.name)
             try:
-                if match and (match["target"] == target.name or not writing(int(match["pid"]))):
+                if match and not alive(int(match["pid"])):
                     stale.unlink(missing_ok=True)
             except OSError:
                 pass  # a file left behind never fails a save that succeeded
 
 
 STAGING = re.compile(r"\.(?P<target>[^/]+\.ckpt)\.(?P<pid>\d{1,9})\.tmp")
-
-
-def writing(pid: int) -> bool:
-    """Whether a process other than this one may still be writing a staging file named with ``pid``."""
-    if pid == os.getpid():
-        return False  # this process saves one checkpoint at a time, and its last one is in place
-    if os.name == "nt":
-        return True  # os.kill(pid, 0) would end that process on Windows
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, another user's
-    return True
