@@ -320,3 +320,36 @@ def test_a_huge_but_finite_gradient_is_not_taken_for_divergence():
     assert all_finite([torch.ones(3), torch.tensor([1e30, -1e30, 1.0])])  # its squared norm overflows
     assert not all_finite([torch.ones(3), torch.tensor([1.0, float("nan")])])
     assert not all_finite([torch.tensor([float("-inf")])])
+
+
+def test_a_full_disk_mid_fit_is_one_line_naming_the_file_and_the_last_checkpoint_survives(jsonl_root, monkeypatch,
+                                                                                           capsys):  # fmt: skip
+    import jersey_cls.training.checkpoint_io as checkpoint_io
+
+    main(fit_args(jsonl_root, epochs=1))
+    before = torch.load(LAST, weights_only=True)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", full)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(fit_args(jsonl_root, "--ckpt_path", "last", epochs=2))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {LAST.resolve().parent}/" in err and "No space left on device" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert torch.load(LAST, weights_only=True)["global_step"] == before["global_step"]
+
+
+def test_a_run_folder_without_room_is_refused_before_training(jsonl_root, monkeypatch, capsys):
+    import jersey_cls.training.run_folder as run_folder
+
+    monkeypatch.setattr(run_folder.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 2**20))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(fit_args(jsonl_root))
+    err = " ".join(capsys.readouterr().err.split())
+    assert stop.value.code == 2 and "has 1 MB free, and this fit needs about" in err, err
+    assert not LAST.exists()

@@ -27,7 +27,7 @@ from jersey_cls.model import JerseyClassifier
 from jersey_cls.model.heads import all_numbers
 from jersey_cls.training import EMA, LastCheckpoint, resume
 from jersey_cls.training.checkpoints import read_checkpoint, resolve
-from jersey_cls.training.run_folder import configured, fill_run_paths, is_configured
+from jersey_cls.training.run_folder import check_room, configured, fill_run_paths, is_configured
 from jersey_cls.training.run_lock import RunLock
 from jersey_cls.training.start import load_start_weights
 
@@ -142,6 +142,9 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
 
     def before_fit(self) -> None:
         self.interrupts.watch(self.trainer)
+        if self.trainer.is_global_zero:
+            weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+            check_room(Path(self.trainer.default_root_dir), weights)
         if self.checkpoint is not None:
             now = {
                 "batch_size": self.datamodule.hparams.batch_size,

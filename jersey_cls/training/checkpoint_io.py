@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from jersey_cls.messages import JerseyInputError
 from jersey_cls.training.run_lock import alive
 
 
@@ -29,6 +30,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(staging, target)
+        except OSError as error:  # a full disk, a folder made read-only: one line, not two tracebacks
+            kept = f"; the previous {target.name} is intact" if target.is_file() else ""
+            raise JerseyInputError(
+                f"cannot write {target}: {error.strerror or error}{kept}. Free some space or make the folder "
+                "writable, then resume with --ckpt_path last."
+            ) from None
         finally:
             staging.unlink(missing_ok=True)
         # Staging files of killed saves are never loaded (Lightning's "last" lookup skips dot-files); tidy those

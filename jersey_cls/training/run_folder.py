@@ -3,11 +3,15 @@ config (checkpoint folders, log folders) is filled in under it, so a printed con
 
 import importlib
 import itertools
+import shutil
+import tempfile
 from pathlib import Path
 
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+
+from jersey_cls.messages import JerseyInputError
 
 
 class CSVLogs(CSVLogger):
@@ -60,6 +64,31 @@ def fill_run_paths(config: Namespace) -> None:
         elif "save_dir" in init_args and init_args.save_dir in (None, "."):  # "." is WandbLogger's default
             init_args.save_dir = run
         spec.init_args = init_args
+
+
+# What a fit writes, in multiples of the weights' bytes: last.ckpt (weights, their EMA, Adam's two moments) at
+# most twice at once (the old one stays until the new one is in place), a best checkpoint, the ONNX export.
+ROOM_IN_WEIGHTS = 2 * 4 + 1 + 1
+
+
+def check_room(run: Path, weight_bytes: int) -> None:
+    """Before a fit trains: its run folder can be written, and has room for what it will write."""
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise JerseyInputError(
+            f"cannot write the run folder {run}: {error.strerror}. Make it writable, or give the run another "
+            "folder with --trainer.default_root_dir."
+        ) from None
+    need, free = ROOM_IN_WEIGHTS * weight_bytes, shutil.disk_usage(run).free
+    if free < need:
+        raise JerseyInputError(
+            f"{run} has {free / 2**20:.0f} MB free, and this fit needs about {need / 2**20:.0f} MB: two copies of "
+            f"last.ckpt while one replaces the other, a best checkpoint and the export, for {weight_bytes / 2**20:.0f}"
+            " MB of weights. Free some space, or give the run another folder with --trainer.default_root_dir."
+        )
 
 
 def report_folder(trainer) -> Path:
