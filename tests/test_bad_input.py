@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from jersey_cls.cli import main
@@ -180,3 +181,38 @@ def test_jsonl_images_outside_the_data_root_are_skipped_and_named_unless_allowed
     allowed.setup("fit")
     read = {os.path.normpath(path) for path, _ in allowed.splits["train"].samples}
     assert str(outside) in read and "/etc/passwd" not in read  # not an image: the doctor's, as any broken file
+
+
+class Runs:
+    """A pickled object that would run code when loaded."""
+
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "the file is empty (0 bytes)"),
+        (lambda p: p.write_bytes(p.with_name("whole.ckpt").read_bytes()[:5000]), "cut short or not a PyTorch"),
+        (lambda p: torch.save({"x": Runs()}, p), "it holds Python objects beyond tensors and plain values"),
+    ],
+)
+def test_a_checkpoint_that_cannot_be_loaded_says_why(make, message, tmp_path, jsonl_root, capsys):
+    torch.save({"w": torch.ones(10_000)}, tmp_path / "whole.ckpt")
+    broken = tmp_path / "broken.ckpt"
+    make(broken)
+    err = " ".join(fails(capsys, [*eval_args("validate", tmp_path), "--ckpt_path", str(broken)]).split())
+    assert f"--ckpt_path {broken}: {message}" in err and "or best or last" in err, err
+    err = " ".join(fails(capsys, [*fit_args(jsonl_root), "--model.init_from", str(broken)]).split())
+    assert f"--model.init_from {broken}: {message}" in err and "best or last" not in err, err
+    assert "this ran" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("text", "message"), [("", "is empty"), ("- a\n- b\n", "holds a YAML list"),
+                                               ("a: [1\n", "not valid YAML at line 2")])  # fmt: skip
+def test_a_config_file_that_is_no_mapping_is_named(text, message, tmp_path, capsys):
+    config = tmp_path / "mine.yaml"
+    config.write_text(text)
+    err = " ".join(fails(capsys, ["fit", *BASE, "--config", str(config)]).split())
+    assert f"--config {config}" in err and message in err, err

@@ -6,6 +6,7 @@ from argparse import ArgumentError, RawDescriptionHelpFormatter
 from importlib.resources import files
 from pathlib import Path
 
+import yaml
 from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -25,7 +26,7 @@ from jersey_cls.lightning_internals import NoCheckpointHyperparameters
 from jersey_cls.messages import JerseyInputError, TrainingDiverged, jersey_console, say
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.model.heads import all_numbers
-from jersey_cls.training import EMA, LastCheckpoint, resume
+from jersey_cls.training import EMA, LastCheckpoint, Relabel, resume
 from jersey_cls.training.checkpoints import read_checkpoint, resolve
 from jersey_cls.training.run_folder import check_room, configured, fill_run_paths, is_configured
 from jersey_cls.training.run_lock import RunLock
@@ -85,11 +86,13 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(ExportOnnx, "onnx")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.add_lightning_class_args(Relabel, "relabel")
 
     def parse_arguments(self, parser, args) -> None:
         """Parse, then settle the checkpoint: ``best`` and ``last`` become files of the run folder; evaluation
         takes the model and its data from the checkpoint; a resume is checked against it."""
         self.args = list(sys.argv[1:] if args is None else args)
+        check_config_files(self.args)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:  # no usage dump: the message, and what was probably meant
@@ -175,6 +178,30 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
         if self.trainer.world_size > 1:  # every rank would read every input, and one file is written
             raise JerseyInputError("predict runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
         self._before_any()
+
+
+def check_config_files(args: list[str]) -> None:
+    """Each --config file is a YAML mapping: jsonargparse's own refusal of an empty or list-shaped one does not
+    name the file."""
+    for i, arg in enumerate(args):
+        given = args[i + 1] if arg == "--config" and i + 1 < len(args) else arg.partition("=")[2]
+        if not (arg == "--config" or arg.startswith("--config=")) or not given or given.lstrip().startswith("{"):
+            continue  # a config given inline (--config '{...}') is jsonargparse's to read
+        path = Path(given)
+        if not path.is_file():
+            continue  # jsonargparse says so, naming it
+        try:
+            content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise JerseyInputError(f"--config {path}: not valid YAML{where} ({str(error).splitlines()[0]}).") from None
+        if not isinstance(content, dict) or not content:
+            kind = "is empty" if content is None else f"holds a YAML {type(content).__name__}"
+            raise JerseyInputError(
+                f"--config {path} {kind}, not a mapping of settings (such as `trainer:` and `data:` sections, as in "
+                "configs/base.yaml). Give the settings as `key: value` lines, or drop the file."
+            )
 
 
 def main(args: list[str] | None = None) -> None:

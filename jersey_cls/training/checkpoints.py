@@ -2,6 +2,8 @@
 `last` name."""
 
 import inspect
+import pickle
+import zipfile
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -16,20 +18,33 @@ EVALUATION = ("validate", "test", "predict", "export", "audit")
 
 def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict:
     """A jersey-cls checkpoint, loaded the safe way (weights_only); anything else is a clear error."""
+    give = "Give a .ckpt written by `jersey-cls fit`" + (", or best or last." if flag == "--ckpt_path" else ".")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # torch raises several kinds for non-checkpoints and unsafe pickles
-        raise JerseyInputError(
-            f"{flag} {path}: cannot be loaded as a PyTorch checkpoint ({type(error).__name__}). "
-            "Give a .ckpt written by `jersey-cls fit`, or best or last."
-        ) from None
+        raise JerseyInputError(f"{flag} {path}: {why_unloadable(Path(path), error)}. {give}") from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or not {"class_names", "backbone"} <= hparams.keys():
         raise JerseyInputError(
-            f"{flag} {path}: not a jersey-cls checkpoint (it has no class_names/backbone hyperparameters). "
-            "Give a .ckpt written by `jersey-cls fit`, or best or last."
+            f"{flag} {path}: not a jersey-cls checkpoint (it has no class_names/backbone hyperparameters). {give}"
         )
     return checkpoint
+
+
+def why_unloadable(path: Path, error: Exception) -> str:
+    """Why torch.load refused a file, in words."""
+    if not path.is_file():
+        return "no such file"
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes): a save or copy that never wrote it"
+    if isinstance(error, pickle.UnpicklingError):
+        return ("it holds Python objects beyond tensors and plain values, which are never loaded (they could run "
+                "code): it was not written by jersey-cls, or was changed since")  # fmt: skip
+    if not zipfile.is_zipfile(path):
+        return (f"cut short or not a PyTorch checkpoint ({size:,} bytes, with no zip directory at the end, which "
+                "every checkpoint has): a copy or download that stopped early, or another kind of file")  # fmt: skip
+    return f"cannot be loaded as a PyTorch checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
 
 
 def load_model(path: str | Path) -> JerseyClassifier:
