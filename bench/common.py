@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from jersey_cls.evaluation.spreadsheet import read_rows
 from jersey_cls.numbers import ILLEGIBLE
-from jersey_cls.spreadsheet import read_rows
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

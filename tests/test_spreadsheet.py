@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from jersey_cls.cli import main
-from jersey_cls.spreadsheet import DictWriter, read_rows, write_dicts, write_rows
+from jersey_cls.evaluation.spreadsheet import DictWriter, read_rows, write_dicts, write_rows
 
 from .conftest import eval_args, fit_args, write_crop
 

@@ -11,9 +11,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from jersey_cls.data.layouts import TRACK_KEY
 from jersey_cls.deploy.review import crops_to_review, tracks_to_review, write_review
+from jersey_cls.evaluation.spreadsheet import DictWriter, read_rows, write_dicts
 from jersey_cls.evaluation.tracks import ABSTAIN, Tracks, soccernet_submission
 from jersey_cls.messages import JerseyInputError, JerseyWarning
-from jersey_cls.spreadsheet import DictWriter, read_rows, write_dicts
 from jersey_cls.training.run_folder import predictions_file
 
 

@@ -17,9 +17,9 @@ from jersey_cls.data.images import load_rgb
 from jersey_cls.data.layouts import Split
 from jersey_cls.data.layouts.soccernet import ground_truth_file
 from jersey_cls.evaluation.label_audit import suspects, thresholds
+from jersey_cls.evaluation.spreadsheet import write_dicts, write_rows
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.seeds import run_seed
-from jersey_cls.spreadsheet import write_dicts, write_rows
 from jersey_cls.synth.sheet import contact_sheet
 from jersey_cls.training.checkpoints import read_checkpoint
 from jersey_cls.training.cross_fit import cross_fit, probabilities

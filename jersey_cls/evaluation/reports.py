@@ -8,7 +8,7 @@ from rich.table import Table
 
 from jersey_cls.evaluation.calibration import calibration_error, reliability, risk_coverage
 from jersey_cls.evaluation.figures import save_reliability, save_risk_coverage
-from jersey_cls.spreadsheet import write_rows
+from jersey_cls.evaluation.spreadsheet import write_rows
 
 
 def per_class_rows(confusion: np.ndarray, class_names: list[str]) -> list[dict]:

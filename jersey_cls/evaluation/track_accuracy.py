@@ -7,9 +7,9 @@ import torch
 from torchmetrics import CatMetric
 
 from jersey_cls.evaluation.passes import EvaluationPass
+from jersey_cls.evaluation.spreadsheet import write_dicts
 from jersey_cls.evaluation.tracks import Tracks, fit_threshold
 from jersey_cls.numbers import ILLEGIBLE
-from jersey_cls.spreadsheet import write_dicts
 from jersey_cls.training.run_folder import report_folder
 
 STAGE_SPLITS = {"val": "val", "test": "test"}
