@@ -188,7 +188,8 @@ def test_tracklet_runs_are_ranked_by_track_accuracy_and_say_so(soccernet_root, c
     main(fit_args(soccernet_root, *ILLEGIBLE_ON))
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "rank by val/track_acc" in out
-    assert "train: 11 tracklets (9 with a number, 2 illegible)" in out and "16 frames of each tracklet an epoch, drawn afresh" in out
+    assert "train: 11 tracklets (9 with a number, 2 illegible)" in out
+    assert "16 frames of each tracklet an epoch, drawn afresh" in out
     last = torch.load(RUN / "checkpoints" / "last.ckpt", weights_only=True)
     states = [s for s in last["callbacks"].values() if isinstance(s, dict) and s.get("best_model_path")]
     assert [s["monitor"] for s in states if s["monitor"]] == ["val/track_score"]
@@ -310,3 +311,42 @@ def test_a_rendered_tracklet_hides_its_number_on_the_share_asked_for(tmp_path):
         assert sum(shown) == round(share * 40)
         assert len(list((tmp_path / f"t{share}").glob("*.jpg"))) == 40
     assert not any(render_tracklet(tmp_path / "never", None, 10, 0.5, seed="n", kind="players"))
+
+
+def test_relabel_learns_frames_read_as_illegible_as_illegible_from_then_on_and_resumes_so(soccernet_root,
+                                                                                          monkeypatch):  # fmt: skip
+    import jersey_cls.training.relabel as relabel
+
+    def designed(path: str, target: int, illegible: int) -> int:
+        """Tracklets ending in 0: the first two frames read illegible, the others their number; ending in 1:
+        every frame read illegible (no frame shows the number: keep its labels); the rest read right."""
+        track, frame = Path(path).parent.name, int(Path(path).stem)
+        if target != illegible and (track.endswith("1") or (track.endswith("0") and frame < 2)):
+            return illegible
+        return target
+
+    def read_frames(pl_module, loader, count):
+        illegible = pl_module.class_names.index(ILLEGIBLE)
+        return [designed(path, target, illegible) for path, target in loader.dataset.samples]
+
+    monkeypatch.setattr(relabel, "read_frames", read_frames)
+    built = []
+    train_dataloader = JerseyDataModule.train_dataloader
+    monkeypatch.setattr(JerseyDataModule, "train_dataloader",
+                        lambda self: built.append(train_dataloader(self)) or built[-1])  # fmt: skip
+    main(fit_args(soccernet_root, *ILLEGIBLE_ON, "--model.head", "digits", epochs=2))
+    first, second = (dict(loader.dataset.samples) for loader in built)
+    names = torch.load(RUN / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["class_names"]
+    illegible = names.index(ILLEGIBLE)
+    expected = {
+        path
+        for path, target in first.items()
+        if target != illegible and Path(path).parent.name.endswith("0") and int(Path(path).stem) < 2
+    }
+    assert expected and {path for path in first if second[path] != first[path]} == expected
+    assert all(second[path] == illegible for path in expected)
+    saved = torch.load(RUN / "checkpoints" / "last.ckpt", weights_only=True)["JerseyDataModule"]["relabelled"]
+    assert set(saved) == expected
+    built.clear()  # a resume trains on the relabelled frames from its first batch
+    main(fit_args(soccernet_root, *ILLEGIBLE_ON, "--model.head", "digits", "--ckpt_path", "last", epochs=3))
+    assert dict(built[0].dataset.samples) == second

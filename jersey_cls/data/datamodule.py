@@ -26,6 +26,7 @@ from jersey_cls.data.sampling import BagSampler, EpochSampler
 from jersey_cls.data.tracks import hold_out, thin_inputs, thin_tracks, track_members
 from jersey_cls.lightning_internals import train_progress
 from jersey_cls.messages import JerseyInputError, JerseyWarning, say
+from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.seeds import derive_seed, run_seed
 from jersey_cls.synth.sets import DEFAULT_NUMBERS, SPLIT_SIZES, embedded_dataset, embedded_root
 
@@ -134,6 +135,7 @@ class JerseyDataModule(pl.LightningDataModule):
         self.data_report: dict = {}
         self.fixed_class_names = class_names is not None
         self.resume_at = {"epoch": 0, "batches_done": 0}
+        self.relabelled: set[str] | None = None  # train frames of numbered tracklets relabelled illegible (Relabel)
         self.decoded: dict[str, Image.Image] = {}
         self.augment_place: str | None = None  # fit's, resolved: "workers" or "device"
         self.batch_augment: ImageSequential | None = None  # on the device path
@@ -312,10 +314,12 @@ class JerseyDataModule(pl.LightningDataModule):
             "input_shape": self.input_shape,
             "bags": self.bags,
             **({"bag_size": self.hparams.bag_size} if self.bags else {}),
+            **({"relabelled": sorted(self.relabelled)} if self.relabelled is not None else {}),
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.resume_at = {"epoch": state_dict.get("epoch", 0), "batches_done": state_dict.get("batches_done", 0)}
+        self.relabelled = set(state_dict["relabelled"]) if "relabelled" in state_dict else None
 
     def _loader(self, split_name: str, train: bool) -> DataLoader:
         hp = self.hparams
@@ -329,6 +333,9 @@ class JerseyDataModule(pl.LightningDataModule):
         sampler, seed = range(rank, len(samples), world_size), None  # evaluation: every sample once, no padding
         bag_size = None
         if train:
+            if self.relabelled:
+                illegible = self.class_names.index(ILLEGIBLE)
+                samples = [(path, illegible if path in self.relabelled else target) for path, target in samples]
             seed = run_seed()
             epoch, skip = self.resume_at["epoch"], self.resume_at["batches_done"] * hp.batch_size
             if self.tracklets:  # every frame drawn in turn, every track alike
@@ -356,6 +363,14 @@ class JerseyDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
+
+    def train_frames(self) -> tuple[list[tuple[str, int]], DataLoader]:
+        """Every train frame with its given target, and a loader that reads them as evaluation does, in order."""
+        samples = indexed(self._read("train", required=True), self.class_names, warn=False)
+        dataset = CropDataset(samples, eval_transform(self.input_shape), None, self.decoded)
+        hp = self.hparams
+        loader = DataLoader(dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, collate_fn=collate_readable)
+        return samples, loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", train=False)

@@ -7,6 +7,7 @@ from jersey_cls.training.dataset_summary import DatasetSummary
 from jersey_cls.training.divergence import DivergenceGuard
 from jersey_cls.training.ema import EMA
 from jersey_cls.training.last_checkpoint import LastCheckpoint
+from jersey_cls.training.relabel import Relabel
 from jersey_cls.training.run_folder import CSVLogs
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "DivergenceGuard",
     "EMA",
     "LastCheckpoint",
+    "Relabel",
     "TrackEarlyStopping",
 ]
