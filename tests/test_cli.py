@@ -119,7 +119,7 @@ def test_embedded_default_reaches_90_percent(capsys):
     """The README's quick start, stopped as soon as validation passes 90%. Until then it is the README's run epoch
     for epoch (same seed, same 15-epoch schedule), so that run's best checkpoint reads at least as many crops."""
     recipe = yaml.safe_load((CONFIGS / "base.yaml").read_text())
-    stopper = next(c for c in recipe["trainer"]["callbacks"] if c["class_path"].endswith(".EarlyStopping"))
+    stopper = next(c for c in recipe["trainer"]["callbacks"] if c["class_path"].endswith("EarlyStopping"))
     stopper["init_args"]["stopping_threshold"] = 0.90
     Path("quick_start.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     main(["fit", "--config", "quick_start.yaml", "--trainer.enable_progress_bar", "false"])

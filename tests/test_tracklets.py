@@ -346,7 +346,23 @@ def test_relabel_learns_frames_read_as_illegible_as_illegible_from_then_on_and_r
     assert expected and {path for path in first if second[path] != first[path]} == expected
     assert all(second[path] == illegible for path in expected)
     saved = torch.load(RUN / "checkpoints" / "last.ckpt", weights_only=True)["JerseyDataModule"]["relabelled"]
-    assert set(saved) == expected
+    assert {str(soccernet_root.resolve() / path) for path in saved} == expected  # saved relative to data_root
     built.clear()  # a resume trains on the relabelled frames from its first batch
     main(fit_args(soccernet_root, *ILLEGIBLE_ON, "--model.head", "digits", "--ckpt_path", "last", epochs=3))
     assert dict(built[0].dataset.samples) == second
+
+
+def test_a_run_resumed_past_the_relabelling_epoch_relabels_at_its_first_epoch_end(soccernet_root, monkeypatch):
+    import jersey_cls.training.relabel as relabel
+
+    monkeypatch.setattr(relabel, "read_frames", lambda pl_module, loader, count: [  # every frame read illegible
+        pl_module.class_names.index(ILLEGIBLE) if Path(path).stem == "0000" else target
+        for path, target in loader.dataset.samples])  # fmt: skip
+    main(fit_args(soccernet_root, *ILLEGIBLE_ON, "--model.head", "digits", "--relabel.at", "null", epochs=1))
+    assert "relabelled" not in torch.load(RUN / "checkpoints" / "last.ckpt", weights_only=True)["JerseyDataModule"]
+    # Resumed at epoch 1 with the relabelling due at the end of epoch 0: it happens at the end of epoch 1.
+    main(fit_args(soccernet_root, *ILLEGIBLE_ON, "--model.head", "digits", "--relabel.at", "0.25",
+                  "--ckpt_path", "last", epochs=3))  # fmt: skip
+    state = torch.load(RUN / "checkpoints" / "last.ckpt", weights_only=True)["JerseyDataModule"]
+    assert state["relabelled"] and all(Path(path).stem == "0000" for path in state["relabelled"])
+    assert not any(Path(path).is_absolute() for path in state["relabelled"])  # relative to data_root

@@ -104,15 +104,16 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
             return
         config = self.config[subcommand]
         explicit = {arg[2:].split("=")[0] for arg in self.args if arg.startswith("--")}
-        if subcommand == "fit":  # before the resume reads last.ckpt, which another fit may be writing
-            self.lock.acquire(Path(config.trainer.default_root_dir or "."))
         path = resolve(config.ckpt_path, Path(config.trainer.default_root_dir or "."), subcommand)
         self.starts_fresh = config.ckpt_path == "last" and path is None
         config.ckpt_path = None if path is None else str(path)
+        if path is not None:
+            resume.adopt_run_folder(config, path, explicit)
+        if subcommand == "fit":  # the run folder the fit writes, once a checkpoint elsewhere has moved it there
+            self.lock.acquire(Path(config.trainer.default_root_dir or "."))
         if path is None:
             return
         self.checkpoint = read_checkpoint(path)
-        resume.adopt_run_folder(config, path, explicit)
         if subcommand == "fit":
             resume.check_resumable(path, self.checkpoint)
             if config.model.head == "auto":  # a resume continues with the head the run chose when it started
@@ -145,9 +146,8 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
 
     def before_fit(self) -> None:
         self.interrupts.watch(self.trainer)
-        if self.trainer.is_global_zero:
-            weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
-            check_room(Path(self.trainer.default_root_dir), weights)
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        check_room(Path(self.trainer.default_root_dir), weights)  # every rank: one refusing alone would hang DDP
         if self.checkpoint is not None:
             now = {
                 "batch_size": self.datamodule.hparams.batch_size,
@@ -197,7 +197,7 @@ def check_config_files(args: list[str]) -> None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise JerseyInputError(f"--config {path}: not valid YAML{where} ({str(error).splitlines()[0]}).") from None
         if not isinstance(content, dict) or not content:
-            kind = "is empty" if content is None else f"holds a YAML {type(content).__name__}"
+            kind = "is empty" if not content else f"holds a YAML {type(content).__name__}"
             raise JerseyInputError(
                 f"--config {path} {kind}, not a mapping of settings (such as `trainer:` and `data:` sections, as in "
                 "configs/base.yaml). Give the settings as `key: value` lines, or drop the file."

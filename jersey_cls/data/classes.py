@@ -6,7 +6,7 @@ from pathlib import Path
 
 from jersey_cls.data.layouts import UNREADABLE, Split
 from jersey_cls.messages import JerseyInputError, JerseyWarning
-from jersey_cls.numbers import ILLEGIBLE, LEGAL_NUMBERS, is_legal, label_sort_key, require_numbers
+from jersey_cls.numbers import ILLEGIBLE, LEGAL_NUMBERS, canonical_label, is_legal, label_sort_key, require_numbers
 
 
 def class_list(counts: Counter, all_numbers: bool | None, illegible: bool, where: str) -> list[str]:
@@ -35,7 +35,7 @@ def class_weights(counts: Counter, class_names: list[str]) -> list[float]:
 def with_illegible(split: Split, illegible_labels: tuple[str, ...]) -> Split:
     """Empty-label rows and illegible labels become the "illegible" class; a row that names the number of an image
     also listed with an empty label wins."""
-    labels = set(illegible_labels) | {ILLEGIBLE}
+    labels = {canonical_label(label) for label in illegible_labels} | {ILLEGIBLE}  # read as the rows' labels are
     split.samples = [(path, ILLEGIBLE if label in labels else label) for path, label in split.samples]
     labelled = {path for path, _ in split.samples}
     split.samples += [(path, ILLEGIBLE) for path in dict.fromkeys(split.unlabelled) if path not in labelled]

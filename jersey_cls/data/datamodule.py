@@ -1,5 +1,6 @@
 """JerseyDataModule: the class list from train's labels, the splits checked by the data doctor, uint8 crops."""
 
+import os
 import warnings
 from collections import Counter
 from dataclasses import asdict
@@ -314,12 +315,18 @@ class JerseyDataModule(pl.LightningDataModule):
             "input_shape": self.input_shape,
             "bags": self.bags,
             **({"bag_size": self.hparams.bag_size} if self.bags else {}),
-            **({"relabelled": sorted(self.relabelled)} if self.relabelled is not None else {}),
+            # relative to data_root, so that a run whose data moves keeps them
+            **(
+                {"relabelled": sorted(os.path.relpath(p, self.data_root) for p in self.relabelled)}
+                if self.relabelled is not None
+                else {}
+            ),  # fmt: skip
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.resume_at = {"epoch": state_dict.get("epoch", 0), "batches_done": state_dict.get("batches_done", 0)}
-        self.relabelled = set(state_dict["relabelled"]) if "relabelled" in state_dict else None
+        relabelled = state_dict.get("relabelled")
+        self.relabelled = None if relabelled is None else {str(self.data_root / path) for path in relabelled}
 
     def _loader(self, split_name: str, train: bool) -> DataLoader:
         hp = self.hparams

@@ -8,6 +8,7 @@ already starts with ``'``, so that ``read_rows`` gives back every original value
 """
 
 import csv
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,6 +21,8 @@ NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 def cell(value: Any) -> Any:
     """``value`` as a CSV cell a spreadsheet cannot run."""
+    if isinstance(value, os.PathLike):  # written as its text, which may start with "="
+        value = os.fspath(value)
     if isinstance(value, str) and value.startswith((*FORMULA_STARTS, QUOTE)) and not NUMBER.fullmatch(value):
         return QUOTE + value
     return value

@@ -38,13 +38,14 @@ def why_unloadable(path: Path, error: Exception) -> str:
     size = path.stat().st_size
     if size == 0:
         return "the file is empty (0 bytes): a save or copy that never wrote it"
-    if isinstance(error, pickle.UnpicklingError):
+    if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
         return ("it holds Python objects beyond tensors and plain values, which are never loaded (they could run "
                 "code): it was not written by jersey-cls, or was changed since")  # fmt: skip
     if not zipfile.is_zipfile(path):
         return (f"cut short or not a PyTorch checkpoint ({size:,} bytes, with no zip directory at the end, which "
                 "every checkpoint has): a copy or download that stopped early, or another kind of file")  # fmt: skip
-    return f"cannot be loaded as a PyTorch checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+    first_line = (str(error).splitlines() or [""])[0][:200]
+    return f"cannot be loaded as a PyTorch checkpoint ({type(error).__name__}: {first_line})"
 
 
 def load_model(path: str | Path) -> JerseyClassifier:

@@ -57,7 +57,7 @@ def adopt(config: Namespace, checkpoint: dict, path: Path, explicit: set[str], t
     config.model.image_size = int(config.data.image_size)
     # The data the model was trained and judged on, read as it was (the same tracks held out as val).
     names = ["data_root", "illegible", "illegible_labels", "frames_per_track", "val_share", "val_seed"]
-    for name in names + (["batch_size", "sampler", "frame_labels"] if trains else []):
+    for name in names + (["batch_size", "sampler", "track_labels", "bag_size"] if trains else []):
         if name in data:
             take(f"data.{name}", data[name])
     if trains and "augment" in data and not any(key.split(".")[:2] == ["data", "augment"] for key in explicit):

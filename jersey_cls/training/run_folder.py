@@ -67,8 +67,9 @@ def fill_run_paths(config: Namespace) -> None:
 
 
 # What a fit writes, in multiples of the weights' bytes: last.ckpt (weights, their EMA, Adam's two moments) at
-# most twice at once (the old one stays until the new one is in place), a best checkpoint, the ONNX export.
-ROOM_IN_WEIGHTS = 2 * 4 + 1 + 1
+# most twice at once (the old one stays until the new one is in place), the best 3 checkpoints and a fourth
+# while one replaces another, the ONNX export.
+ROOM_IN_WEIGHTS = 2 * 4 + 4 + 1
 
 
 def check_room(run: Path, weight_bytes: int) -> None:
@@ -86,8 +87,9 @@ def check_room(run: Path, weight_bytes: int) -> None:
     if free < need:
         raise JerseyInputError(
             f"{run} has {free / 2**20:.0f} MB free, and this fit needs about {need / 2**20:.0f} MB: two copies of "
-            f"last.ckpt while one replaces the other, a best checkpoint and the export, for {weight_bytes / 2**20:.0f}"
-            " MB of weights. Free some space, or give the run another folder with --trainer.default_root_dir."
+            f"last.ckpt while one replaces the other, the best checkpoints and the export, for "
+            f"{weight_bytes / 2**20:.0f} MB of weights. Free some space, or give the run another folder with "
+            "--trainer.default_root_dir."
         )
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from jersey_cls.messages import JerseyInputError, say
 
 LOCK_FILE = ".fit.lock"
-DDP_RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK")  # set for the processes a DDP launcher starts beside rank 0
+# Set for the processes a DDP launcher (torchrun, Lightning's, SLURM's srun, LSF's jsrun) starts beside rank 0.
+DDP_RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 
 
 def alive(pid: int) -> bool:

@@ -74,7 +74,7 @@ def read_split_dir(split_dir: Path, split: str, outside_root: bool = False) -> S
     result = Split(split, split_dir, layout, [])
     root = os.path.normpath(os.path.abspath(split_dir.parent))
     for row in rows:
-        if row.path and not outside_root and os.path.commonpath([root, os.path.abspath(row.path)]) != root:
+        if row.path and not outside_root and not under(root, row.path):
             row.problem = ("image outside the data root", f"{row.source}: {row.path} is not under {root} (move "
                            "it there, or let the data reach outside with --data.allow_outside_root true)")  # fmt: skip
         if row.problem:
@@ -97,6 +97,14 @@ def read_split_dir(split_dir: Path, split: str, outside_root: bool = False) -> S
             "Add labelled images to it, or point --data.data_root at the dataset root."
         )
     return result
+
+
+def under(root: str, path: str) -> bool:
+    """Whether ``path`` is inside the folder ``root`` (an absolute, normalised path), ".." resolved."""
+    try:
+        return os.path.commonpath([root, os.path.abspath(path)]) == root
+    except ValueError:  # another drive (Windows)
+        return False
 
 
 def _drop_conflicting_labels(split: Split) -> list[tuple[str, str]]:
