@@ -1,4 +1,5 @@
-"""EpochSampler: a train order that depends only on the run's seed and the epoch, and resumes mid-epoch."""
+"""EpochSampler and BagSampler: train orders that depend only on the run's seed and the epoch, and resume
+mid-epoch."""
 
 import torch
 from torch.utils.data import Sampler
@@ -6,7 +7,25 @@ from torch.utils.data import Sampler
 from jersey_cls.seeds import derive_seed
 
 
-class EpochSampler(Sampler[tuple[int, int, int]]):
+class Resumable(Sampler[tuple[int, int, int]]):
+    """What both orders share: the seed, the epoch Lightning sets, this DDP rank's share, and where a resumed
+    epoch starts."""
+
+    def __init__(self, seed: int, epoch: int, skip: int, rank: int, world_size: int) -> None:
+        self.seed = seed
+        self.epoch = epoch
+        self.resume_epoch, self.skip = epoch, skip
+        self.rank, self.world_size = rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def resumed(self, items: list[tuple[int, int, int]]):
+        """``items`` of this epoch, without the first ``skip`` when it is the epoch a resume started in."""
+        return iter(items[self.skip if self.epoch == self.resume_epoch else 0 :])
+
+
+class EpochSampler(Resumable):
     """Yields (epoch, position, sample index): a permutation, or a class-balanced draw with replacement when
     ``weights`` are given. Lightning calls ``set_epoch`` at the start of every epoch.
 
@@ -25,15 +44,9 @@ class EpochSampler(Sampler[tuple[int, int, int]]):
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
+        super().__init__(seed, epoch, skip, rank, world_size)
         self.size = size
-        self.seed = seed
         self.weights = torch.tensor(weights, dtype=torch.double) if weights is not None else None
-        self.epoch = epoch
-        self.resume_epoch, self.skip = epoch, skip
-        self.rank, self.world_size = rank, world_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.size // self.world_size
@@ -46,11 +59,10 @@ class EpochSampler(Sampler[tuple[int, int, int]]):
             order = torch.multinomial(self.weights, self.size, replacement=True, generator=generator)
         order = order.tolist()
         positions = range(self.rank, len(self) * self.world_size, self.world_size)
-        start = self.skip if self.epoch == self.resume_epoch else 0
-        return iter([(self.epoch, position, order[position]) for position in positions[start:]])
+        return self.resumed([(self.epoch, position, order[position]) for position in positions])
 
 
-class BagSampler(Sampler[tuple[int, int, int]]):
+class BagSampler(Resumable):
     """Yields (epoch, position, sample index) in bags of ``bag_size`` frames of one player track, for learning
     from labels given per track. Every epoch each track gives ``frames`` of its crops, the next ones of shuffled
     rounds through all of them, so every frame is training data over the epochs and every track weighs the same
@@ -72,16 +84,10 @@ class BagSampler(Sampler[tuple[int, int, int]]):
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
+        super().__init__(seed, epoch, skip, rank, world_size)
         self.tracks = tracks
         self.bags_per_track = max(1, frames // bag_size)
         self.bag_size = bag_size
-        self.seed = seed
-        self.epoch = epoch
-        self.resume_epoch, self.skip = epoch, skip
-        self.rank, self.world_size = rank, world_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.tracks) * self.bags_per_track // self.world_size * self.bag_size
@@ -108,5 +114,4 @@ class BagSampler(Sampler[tuple[int, int, int]]):
         used = len(self) // self.bag_size * self.world_size
         crops = [(self.epoch, k * self.bag_size + j, index)
                  for k in range(self.rank, used, self.world_size) for j, index in enumerate(shuffled[k])]  # fmt: skip
-        start = self.skip if self.epoch == self.resume_epoch else 0
-        return iter(crops[start:])
+        return self.resumed(crops)
