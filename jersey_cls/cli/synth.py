@@ -1,5 +1,7 @@
-"""jersey-cls-synth: render jersey-number crops, or top up the rare and absent numbers of a train split."""
+"""jersey-cls-synth: render jersey-number crops, or top up the rare and absent numbers of a train split;
+``jersey-cls-synth players``: render whole-player tracklets, as a broadcast tracker hands them over."""
 
+import os
 import re
 import sys
 import time
@@ -15,6 +17,7 @@ from jersey_cls.numbers import LEGAL_NUMBERS, label_sort_key
 from jersey_cls.synth.render import Look
 from jersey_cls.synth.sets import render_set
 from jersey_cls.synth.sheet import contact_sheet
+from jersey_cls.synth.tracklets import Labels, render_tracklet_set
 
 
 def parse_numbers(numbers: str) -> list[str]:
@@ -76,7 +79,7 @@ def synth(
     Two modes: --numbers renders the given numbers, --count crops each; --split tops up an existing train split
     (JSONL or ImageFolder), bringing every number with fewer than --below crops up to --count, plus any
     --numbers (absent ones included). The output folder (default <split>/synthetic) is then read together with
-    the real data by `jersey-cls fit`.
+    the real data by `jersey-cls fit`. Whole-player tracklets: `jersey-cls-synth players --help`.
 
     Args:
         numbers: Numbers to render, separated by spaces or commas ("0 00 7 23"), or "all" for the 101 legal numbers.
@@ -139,11 +142,83 @@ def synth(
     return out_dir
 
 
+TITLE = "one tracklet a row: the number where a frame shows it"
+
+
+def players(
+    out: str,
+    tracklets: int = 1000,
+    test: int = 100,
+    labels: Labels = "frames",
+    frames: tuple[int, int] = (20, 100),
+    shown: tuple[float, float] = (0.15, 0.4),
+    illegible_share: float = 0.15,
+    seed: int = 0,
+    workers: int | None = None,
+) -> Path:
+    """Render whole-player tracklets of numbers 0-99: small, tall thumbnails of one player on the pitch, in team
+    colours, the number on the back in block faces, seen from the back on some frames and turned, covered by an arm
+    or another player, blurred or far away on the others. Writes a train and a test split, the renderer's record of
+    which frames show the number (rendered_frames.json) and a contact sheet.
+
+    Args:
+        out: Folder to write (new or empty).
+        tracklets: Tracklets in train.
+        test: Tracklets in test.
+        labels: "frames": the Roboflow JSONL layout, each frame labelled with what it shows (its number, or -1)
+            and its tracklet: the labels a real set lacks, to pretrain on (configs/pretrain.yaml). "tracklets":
+            SoccerNet's layout, one number (or -1) per tracklet, as the SoccerNet jersey task ships.
+        frames: Frames per tracklet, [fewest, most].
+        shown: Share of a legible tracklet's frames that show its number, [low, high].
+        illegible_share: Share of tracklets whose number is never shown (SoccerNet's -1).
+        seed: Seed of the render; the same seed and arguments give the same set.
+        workers: Processes that render. Default: one per CPU core.
+    """
+    problems = []
+    if tracklets < 1 or test < 0:
+        problems.append(f"--tracklets {tracklets} --test {test}: give 1 or more train tracklets and 0 or more test")
+    if not 1 <= frames[0] <= frames[1]:
+        problems.append(f"--frames {list(frames)}: give [fewest, most] frames per tracklet, 1 <= fewest <= most")
+    if not 0 < shown[0] <= shown[1] <= 1:
+        problems.append(f"--shown {list(shown)}: give [low, high] shares with 0 < low <= high <= 1")
+    if not 0 <= illegible_share < 1:
+        problems.append(f"--illegible_share {illegible_share}: give a share from 0 up to (not including) 1")
+    out_dir = Path(out).expanduser()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        problems.append(f"--out {out_dir}: already exists and is not an empty folder; remove it or give another")
+    if problems:
+        raise JerseyInputError("\n".join(problems))
+    counts = {"train": tracklets, "test": test} if test else {"train": tracklets}
+    print(f"jersey-cls-synth: rendering {tracklets} train and {test} test player tracklets into {out_dir}")
+    start = time.perf_counter()
+    record = render_tracklet_set(out_dir, counts, labels, seed, "players", frames, shown, illegible_share,
+                                 workers or os.cpu_count() or 1)  # fmt: skip
+    shown_frames = sum(sum(tracklet["shown"]) for tracklet in record.values())
+    total = sum(len(tracklet["shown"]) for tracklet in record.values())
+    # The sheet: the first eight frames of the first tracklets, a row each, captioned with what each shows.
+    crops, captions = [], []
+    for folder, tracklet in list(record.items())[:8]:
+        for frame, visible in list(enumerate(tracklet["shown"]))[:8]:
+            with Image.open(out_dir / folder / f"{frame:04d}.jpg") as crop:
+                crops.append(crop.convert("RGB"))
+            captions.append(tracklet["number"] if visible else "hidden" if tracklet["number"] else "-1")
+    sheet_path = contact_sheet(crops, captions, out_dir / "contact_sheet.png", TITLE)
+    print(
+        f"jersey-cls-synth: wrote {len(record)} tracklets, {total} frames ({shown_frames / max(1, total):.0%} show "
+        f"their number) in {time.perf_counter() - start:.0f} s; contact sheet: {sheet_path}"
+    )
+    return out_dir
+
+
 def main(args: list[str] | None = None) -> None:
     from jsonargparse import auto_cli
 
+    args = sys.argv[1:] if args is None else list(args)
     try:
-        auto_cli(synth, args=args, as_positional=False, prog="jersey-cls-synth")
+        if args[:1] == ["players"]:
+            auto_cli(players, args=args[1:], as_positional=False, prog="jersey-cls-synth players")
+        else:
+            auto_cli(synth, args=args, as_positional=False, prog="jersey-cls-synth")
     except JerseyInputError as error:
         print(f"jersey-cls-synth: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

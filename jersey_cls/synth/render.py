@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 # Bump when rendering changes, so caches of older renders are not reused.
-RENDER_VERSION = 2
+RENDER_VERSION = 3
 
 # Team colours: jersey body, and the number inks that read on it.
 JERSEY_COLOURS = [
@@ -28,6 +28,8 @@ FONT_FILES = (
     "DejaVuSerif.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono.ttf", "STIXGeneralBol.ttf", "STIXGeneral.ttf",
     "cmb10.ttf", "cmss10.ttf", "cmr10.ttf",
 )  # fmt: skip
+# Jersey block faces under the SIL Open Font License, shipped in jersey_cls/synth/fonts with their licences.
+BLOCK_FONTS = ("Jersey10-Regular.ttf", "Graduate-Regular.ttf", "Staatliches-Regular.ttf")
 
 
 @dataclass
@@ -63,8 +65,13 @@ def builtin_font(name: str) -> str:
     return str(files("matplotlib") / "mpl-data" / "fonts" / "ttf" / name)
 
 
+def block_font(name: str) -> str:
+    return str(files("jersey_cls.synth") / "fonts" / name)
+
+
 def font_files(look: Look) -> list[str]:
-    return [builtin_font(name) for name in FONT_FILES] + [str(Path(f).expanduser()) for f in look.fonts]
+    shipped = [builtin_font(name) for name in FONT_FILES] + [block_font(name) for name in BLOCK_FONTS]
+    return shipped + [str(Path(f).expanduser()) for f in look.fonts]
 
 
 def _contrasting(colour: tuple[int, ...], rng: random.Random) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from jersey_cls import default_cache_dir
-from jersey_cls.synth.render import FONT_FILES, RENDER_VERSION, Look, render_crop
+from jersey_cls.synth.render import BLOCK_FONTS, FONT_FILES, RENDER_VERSION, Look, render_crop
 
 # 0 and 00 both appear, and 6/9, 2/5 test that augmentation never mirrors digits.
 DEFAULT_NUMBERS = "0 00 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 24 25 30 33 35 42 44 77 99".split()
@@ -48,7 +48,7 @@ def render_set(out_dir: Path, counts: dict[str, int], look: Look, seed: int) -> 
 
 def embedded_root(cache_dir: Path | None = None) -> Path:
     """Where the embedded synthetic set of this render recipe lives (rendered or not)."""
-    recipe = json.dumps([RENDER_VERSION, DEFAULT_NUMBERS, SPLIT_SIZES, asdict(Look()), FONT_FILES])
+    recipe = json.dumps([RENDER_VERSION, DEFAULT_NUMBERS, SPLIT_SIZES, asdict(Look()), FONT_FILES, BLOCK_FONTS])
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:10]
     return Path(cache_dir or default_cache_dir()) / f"synthetic-{digest}"
 

@@ -23,7 +23,10 @@ def contact_sheet(crops: list[Image.Image], captions: list[str], path: Path, tit
         draw.text((COLUMNS * TILE / 2, top / 2), title, fill="black", font=font, anchor="mm")
     for k, (crop, caption) in enumerate(zip(crops, captions, strict=True)):
         x, y = (k % COLUMNS) * TILE, top + (k // COLUMNS) * (TILE + CAPTION)
-        sheet.paste(crop.convert("RGB").resize((TILE - 4, TILE - 4), Image.NEAREST), (x + 2, y + 2))
+        scale = (TILE - 4) / max(crop.size)  # a tall player thumbnail keeps its shape
+        tile = crop.convert("RGB").resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))),
+                                          Image.NEAREST)  # fmt: skip
+        sheet.paste(tile, (x + (TILE - tile.width) // 2, y + (TILE - tile.height) // 2))
         colour = colours[k] if colours else "black"
         draw.text((x + TILE / 2, y + TILE + CAPTION / 2), caption, fill=colour, font=font, anchor="mm")
     path.parent.mkdir(parents=True, exist_ok=True)

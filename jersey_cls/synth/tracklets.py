@@ -1,7 +1,11 @@
 """Rendered player tracklets in SoccerNet's layout: one folder of frames per tracklet, the number shown on some
 frames and hidden on the others, as a broadcast tracker hands them over."""
 
+import json
 import random
+import shutil
+import tempfile
+from multiprocessing import Pool
 from pathlib import Path
 from typing import Literal
 
@@ -60,3 +64,70 @@ def render_tracklet(
             image = render_crop(worn, frame_rng, look) if visible else render_illegible(worn, frame_rng, look)
         image.save(folder / f"{frame:04d}.jpg", quality=92)
     return shown
+
+
+Labels = Literal["tracklets", "frames"]
+RECORD = "rendered_frames.json"  # the renderer's record: each tracklet's number and the frames that show it
+
+
+def _render_job(job: tuple) -> list[bool]:
+    return render_tracklet(*job)
+
+
+def render_tracklet_set(
+    out_dir: Path,
+    counts: dict[str, int],
+    labels: Labels = "tracklets",
+    seed: int = 0,
+    kind: Kind = "players",
+    frames: tuple[int, int] = (20, 100),
+    shown: tuple[float, float] = (0.15, 0.4),
+    illegible_share: float = 0.15,
+    workers: int = 1,
+) -> dict[str, dict]:
+    """Render ``counts[split]`` tracklets of numbers 0-99 into ``out_dir``; returns the renderer's record, also
+    written to ``out_dir/rendered_frames.json``: tracklet folder (relative to ``out_dir``) -> {"number": the number
+    worn (None for a -1 tracklet), "shown": per frame, whether it shows the number}.
+
+    ``labels`` "tracklets": SoccerNet's layout, ``<split>/images/<id>/NNNN.jpg`` and ``<split>/<split>_gt.json``
+    (the tracklet's number, -1 for a tracklet that never shows it). "frames": the Roboflow JSONL layout,
+    ``<split>/annotations.jsonl`` labelling each frame of ``<split>/frames/<id>/`` with what it shows (its number,
+    or -1) and its tracklet as track_id: the labels no real set has, for pretraining. Tracklet ``i`` of a split is
+    a function of (seed, split, i) alone. The folder appears complete or not at all."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        jobs, numbers = [], {}
+        for split, count in counts.items():
+            for i in range(count):
+                rng = random.Random(f"{seed}-{split}-{i}")
+                number = None if rng.random() < illegible_share else str(rng.randrange(100))
+                folder = Path(split) / ("images" if labels == "tracklets" else "frames") / str(i)
+                numbers[folder] = number
+                jobs.append((staging / folder, number, rng.randint(*frames), rng.uniform(*shown), f"{seed}-{split}-{i}",
+                             kind))  # fmt: skip
+        with Pool(workers) as pool:
+            record = dict(zip(numbers, pool.map(_render_job, jobs, chunksize=4), strict=True))
+        for split in counts:
+            tracks = {folder: number for folder, number in numbers.items() if folder.parts[0] == split}
+            if labels == "tracklets":
+                truth = {folder.name: -1 if number is None else int(number) for folder, number in tracks.items()}
+                (staging / split / f"{split}_gt.json").write_text(json.dumps(truth, indent=0))
+                continue
+            rows = [{"image": f"{folder.relative_to(split).as_posix()}/{frame:04d}.jpg",
+                     "suffix": number if visible else "-1", "track_id": folder.name}
+                    for folder, number in tracks.items() for frame, visible in enumerate(record[folder])]  # fmt: skip
+            (staging / split).mkdir(parents=True, exist_ok=True)
+            with open(staging / split / "annotations.jsonl", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(row) + "\n" for row in rows)
+        rendered = {
+            folder.as_posix(): {"number": numbers[folder], "shown": visible} for folder, visible in record.items()
+        }
+        (staging / RECORD).write_text(json.dumps(rendered))
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return rendered

@@ -13,16 +13,18 @@ from jersey_cls.numbers import ILLEGIBLE
 
 
 def count_tracks(split) -> dict[str, int]:
-    """Tracklets of a split with a number and illegible ones (-1), and their frames."""
-    labels = {}
+    """Tracklets of a split with a number (on any frame) and illegible ones (-1 on every frame), and their
+    frames."""
+    legible: dict[str, bool] = {}
     for path, label in split.samples:
         if path in split.tracks:
-            labels[split.tracks[path]] = label
-    illegible = sum(label == ILLEGIBLE for label in labels.values())
+            track = split.tracks[path]
+            legible[track] = legible.get(track, False) or label != ILLEGIBLE
+    illegible = sum(not shown for shown in legible.values())
     frames = sum(path in split.tracks for path, _ in split.samples)
     return {
-        "tracklets": len(labels),
-        "with a number": len(labels) - illegible,
+        "tracklets": len(legible),
+        "with a number": len(legible) - illegible,
         "illegible": illegible,
         "frames": frames,
     }
@@ -66,9 +68,10 @@ class DatasetSummary(pl.Callback):
                        f"nothing, {hp.frames_per_track or 'the mean length in'} frames of each tracklet an epoch, "
                        f"drawn afresh (--data.track_labels {hp.track_labels})")  # fmt: skip
             elif name == "train" and data.tracklets:
+                own = "every frame takes its tracklet's label" if data.labels_per_track else "each frame has its label"
                 how = (
-                    f"; every frame takes its tracklet's label, {hp.frames_per_track or 'the mean length in'} "
-                    f"frames of each tracklet an epoch, drawn afresh (--data.track_labels {hp.track_labels})"
+                    f"; {own}, {hp.frames_per_track or 'the mean length in'} frames of each tracklet an epoch, "
+                    f"drawn afresh (--data.track_labels {hp.track_labels})"
                 )
             console.print(
                 f"{name}: {counts['tracklets']} tracklets ({counts['with a number']} with a number, "
