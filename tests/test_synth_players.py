@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +66,15 @@ def test_frame_labels_say_what_each_frame_shows(tmp_path):
     assert learned == shown
 
 
-def test_the_same_seed_renders_the_same_set(tmp_path):
-    first, again = render(tmp_path / "a", "--test", "0"), render(tmp_path / "b", "--test", "0")
+def test_the_same_seed_renders_the_same_set_whatever_the_workers_and_readable_by_all(tmp_path):
+    first = render(tmp_path / "a", "--test", "0")
+    again = render(tmp_path / "b", "--test", "0", "--workers", "1")
     assert first == again
     frame = "train/frames/3/0005.jpg"
     assert (tmp_path / "a" / frame).read_bytes() == (tmp_path / "b" / frame).read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o777 & ~umask  # not tempfile's private 0700
 
 
 @pytest.mark.parametrize("font", BLOCK_FONTS)
@@ -94,9 +99,10 @@ def test_block_fonts_ship_with_their_licence_and_draw_every_digit(font):
         (["--frames", "[9, 3]"], "--frames [9, 3]"),
         (["--tracklets", "0"], "--tracklets 0"),
         (["--illegible_share", "1"], "--illegible_share 1"),
+        (["--workers", "0"], "--workers 0"),
         (["--out", "."], "already exists and is not an empty folder"),
     ],
-    ids=["shown", "frames", "tracklets", "illegible", "out-not-empty"],
+    ids=["shown", "frames", "tracklets", "illegible", "workers", "out-not-empty"],
 )
 def test_bad_players_input_is_a_clear_error(args, message, capsys, tmp_path):
     (tmp_path / "keep.txt").write_text("user file")

@@ -23,7 +23,7 @@ from jersey_cls.model.bags import bag_loss
 from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.training import BestCheckpoints, TrackEarlyStopping
 
-from .conftest import fit_args
+from .conftest import fit_args, write_crop
 
 RUN = Path("runs/jersey")
 ILLEGIBLE_ON = ("--data.illegible", "true", "--data.val_share", "0.25")
@@ -366,3 +366,22 @@ def test_a_run_resumed_past_the_relabelling_epoch_relabels_at_its_first_epoch_en
     state = torch.load(RUN / "checkpoints" / "last.ckpt", weights_only=True)["JerseyDataModule"]
     assert state["relabelled"] and all(Path(path).stem == "0000" for path in state["relabelled"])
     assert not any(Path(path).is_absolute() for path in state["relabelled"])  # relative to data_root
+
+
+def test_tracks_labelled_frame_by_frame_are_scored_by_the_number_their_frames_show(tmp_path):
+    # JSONL rows with a track_id, each frame labelled with what it shows (jersey-cls-synth players' frames): most
+    # frames of a numbered track are -1, and the track is still that number.
+    root, numbers = tmp_path / "frames", {"a": "7", "b": "23", "c": "-1", "d": "7", "e": "23", "f": "-1"}
+    for split in ("train", "valid", "test"):
+        rows = []
+        for track, number in numbers.items():
+            for frame in range(4):
+                shows = number != "-1" and frame == 0
+                write_crop(root / split / f"{track}{frame}.jpg", number if shows else "", seed=f"{split}{track}{frame}")
+                rows.append({"image": f"{track}{frame}.jpg", "suffix": number if shows else "-1", "track_id": track})
+        (root / split / "annotations.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    main(fit_args(root, "--data.illegible", "true"))
+    main(["test", "--ckpt_path", "last", "--data.num_workers", "0"])
+    with open(next(RUN.glob("reports/*/test_tracks.csv")), newline="") as f:
+        truths = {row["track"]: row["truth"] for row in csv.DictReader(f)}
+    assert truths == {track: ILLEGIBLE if number == "-1" else number for track, number in numbers.items()}

@@ -158,8 +158,9 @@ def players(
 ) -> Path:
     """Render whole-player tracklets of numbers 0-99: small, tall thumbnails of one player on the pitch, in team
     colours, the number on the back in block faces, seen from the back on some frames and turned, covered by an arm
-    or another player, blurred or far away on the others. Writes a train and a test split, the renderer's record of
-    which frames show the number (rendered_frames.json) and a contact sheet.
+    or another player, blurred or far away on the others. Writes a train split (and a test split unless --test 0),
+    the renderer's record of each tracklet's number and the frames that show it (rendered_frames.json) and a
+    contact sheet. Pretraining needs --data.illegible true: a frame that hides the number is labelled -1.
 
     Args:
         out: Folder to write (new or empty).
@@ -181,6 +182,8 @@ def players(
         problems.append(f"--frames {list(frames)}: give [fewest, most] frames per tracklet, 1 <= fewest <= most")
     if not 0 < shown[0] <= shown[1] <= 1:
         problems.append(f"--shown {list(shown)}: give [low, high] shares with 0 < low <= high <= 1")
+    if workers is not None and workers < 1:
+        problems.append(f"--workers {workers}: give 1 or more processes, or leave it out for one per CPU core")
     if not 0 <= illegible_share < 1:
         problems.append(f"--illegible_share {illegible_share}: give a share from 0 up to (not including) 1")
     out_dir = Path(out).expanduser()
@@ -191,8 +194,10 @@ def players(
     counts = {"train": tracklets, "test": test} if test else {"train": tracklets}
     print(f"jersey-cls-synth: rendering {tracklets} train and {test} test player tracklets into {out_dir}")
     start = time.perf_counter()
+    # On Linux, the cores this process may use (a container's share); elsewhere, all of them.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     record = render_tracklet_set(out_dir, counts, labels, seed, "players", frames, shown, illegible_share,
-                                 workers or os.cpu_count() or 1)  # fmt: skip
+                                 workers or cores)  # fmt: skip
     shown_frames = sum(sum(tracklet["shown"]) for tracklet in record.values())
     total = sum(len(tracklet["shown"]) for tracklet in record.values())
     # The sheet: the first eight frames of the first tracklets, a row each, captioned with what each shows.

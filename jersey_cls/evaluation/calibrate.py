@@ -9,7 +9,7 @@ from torchmetrics import CatMetric
 
 from jersey_cls.evaluation.calibration import answer_and_confidence, calibration_error, fit_temperature, reliability
 from jersey_cls.evaluation.figures import save_reliability
-from jersey_cls.evaluation.tracks import Tracks, fit_threshold
+from jersey_cls.evaluation.tracks import Tracks, fit_threshold, track_truth
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.training.checkpoints import best_of, load_model, read_checkpoint
@@ -42,8 +42,8 @@ def track_threshold(model: JerseyClassifier, probabilities: torch.Tensor, loader
     for i, crop in zip(index.tolist(), probabilities.numpy(), strict=True):
         path, target = samples[i]
         tracks.add(split.tracks[path], crop)
-        truths[split.tracks[path]] = model.class_names[target]
-    return fit_threshold(tracks, truths)
+        truths.setdefault(split.tracks[path], []).append(model.class_names[target])
+    return fit_threshold(tracks, {track: track_truth(labels) for track, labels in truths.items()})
 
 
 class Calibrate(pl.Callback):

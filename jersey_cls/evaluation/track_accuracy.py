@@ -1,14 +1,12 @@
 """TrackAccuracy: one answer per player track in validation and test, scored as SoccerNet's benchmark scores it."""
 
-from collections import Counter
-
 import lightning.pytorch as pl
 import torch
 from torchmetrics import CatMetric
 
 from jersey_cls.evaluation.passes import EvaluationPass
 from jersey_cls.evaluation.spreadsheet import write_dicts
-from jersey_cls.evaluation.tracks import Tracks, fit_threshold
+from jersey_cls.evaluation.tracks import Tracks, fit_threshold, track_truth
 from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.training.run_folder import report_folder
 
@@ -52,8 +50,8 @@ class TrackAccuracy(EvaluationPass):
             path, target = samples[index]
             if path in split.tracks:
                 tracks.add(split.tracks[path], probabilities)
-                truths.setdefault(split.tracks[path], Counter())[names[target]] += 1
-        truths = {track: counts.most_common(1)[0][0] for track, counts in truths.items()}
+                truths.setdefault(split.tracks[path], []).append(names[target])
+        truths = {track: track_truth(labels) for track, labels in truths.items()}
         if not truths:
             return
         if trainer.state.fn == "fit":  # the rule that reads the most val tracks right goes with the weights

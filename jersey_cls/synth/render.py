@@ -2,6 +2,7 @@
 
 import io
 import math
+import os
 import random
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
@@ -59,6 +60,14 @@ class Look:
     motion_blur_p: float = 0.3
     downscale: tuple[float, float] = (0.25, 0.6)
     jpeg_quality: tuple[int, int] = (25, 85)
+
+
+def readable_like_any_new_folder(folder: Path) -> None:
+    """Give a staging folder (tempfile.mkdtemp makes it private, 0700) the mode a plain mkdir would, before it is
+    renamed into place: a rendered set is read by other users and containers."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
 
 
 def builtin_font(name: str) -> str:

@@ -10,7 +10,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from jersey_cls import default_cache_dir
-from jersey_cls.synth.render import BLOCK_FONTS, FONT_FILES, RENDER_VERSION, Look, render_crop
+from jersey_cls.synth.render import (
+    BLOCK_FONTS,
+    FONT_FILES,
+    RENDER_VERSION,
+    Look,
+    readable_like_any_new_folder,
+    render_crop,
+)
 
 # 0 and 00 both appear, and 6/9, 2/5 test that augmentation never mirrors digits.
 DEFAULT_NUMBERS = "0 00 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 24 25 30 33 35 42 44 77 99".split()
@@ -38,6 +45,7 @@ def render_set(out_dir: Path, counts: dict[str, int], look: Look, seed: int) -> 
                 rows.append({"image": name, "prefix": PREFIX, "suffix": number})
         with open(staging / "annotations.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
+        readable_like_any_new_folder(staging)
         if out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         staging.rename(out_dir)

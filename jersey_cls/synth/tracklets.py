@@ -1,5 +1,6 @@
-"""Rendered player tracklets in SoccerNet's layout: one folder of frames per tracklet, the number shown on some
-frames and hidden on the others, as a broadcast tracker hands them over."""
+"""Rendered player tracklets: one folder of frames per tracklet, the number shown on some frames and hidden on
+the others, as a broadcast tracker hands them over; whole sets of them in SoccerNet's layout or labelled frame by
+frame."""
 
 import json
 import random
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from jersey_cls.synth.players import HIDDEN_VIEWS, DigitsMask, PlayerLook, new_player, render_player
-from jersey_cls.synth.render import Look, render_crop, render_illegible
+from jersey_cls.synth.render import Look, readable_like_any_new_folder, render_crop, render_illegible
 
 Kind = Literal["crops", "players"]
 
@@ -101,7 +102,7 @@ def render_tracklet_set(
         jobs, numbers = [], {}
         for split, count in counts.items():
             for i in range(count):
-                rng = random.Random(f"{seed}-{split}-{i}")
+                rng = random.Random(f"{seed}-{split}-{i}-tracklet")  # not render_tracklet's seed: its own draws
                 number = None if rng.random() < illegible_share else str(rng.randrange(100))
                 folder = Path(split) / ("images" if labels == "tracklets" else "frames") / str(i)
                 numbers[folder] = number
@@ -125,6 +126,7 @@ def render_tracklet_set(
             folder.as_posix(): {"number": numbers[folder], "shown": visible} for folder, visible in record.items()
         }
         (staging / RECORD).write_text(json.dumps(rendered))
+        readable_like_any_new_folder(staging)
         if out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         staging.rename(out_dir)
