@@ -60,6 +60,8 @@ def test_every_command_of_a_page_runs_as_written(page, jsonl_root, request, monk
             assert stop.value.code == 0
             continue
         if program == "jersey-cls-synth":
+            if args[:1] == ["players"]:  # a few short tracklets; the page's own flags are still parsed and used
+                args = [*args, "--tracklets", "6", "--test", "0", "--frames", "[3, 5]"]
             synth(args)
             continue
         if any(name in " ".join(args) for name in ("t4.yaml", "ddp.yaml")):

@@ -4,17 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image, ImageDraw, ImageFont
 
-from jersey_cls.cli import main as jersey_cls
 from jersey_cls.cli.synth import main as synth
 from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.synth.render import BLOCK_FONTS, block_font
 from jersey_cls.synth.tracklets import RECORD
-
-from .conftest import CONFIGS, fit_args
 
 
 def render(out: Path, *extra: str) -> dict:
@@ -111,21 +107,3 @@ def test_bad_players_input_is_a_clear_error(args, message, capsys, tmp_path):
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "user file" and not (tmp_path / "new").exists()
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_pretrain_on_rendered_tracklets_then_fit_own_tracklets_from_those_weights(tmp_path, soccernet_root, capsys):
-    render(tmp_path / "rendered", "--test", "0", "--frames", "[4, 8]")
-    pretrain = fit_args(tmp_path / "rendered", "--model.head", "digits")
-    pretrain[3:3] = ["--config", str(CONFIGS / "pretrain.yaml")]  # after base.yaml, before the flags
-    jersey_cls(pretrain)
-    weights = Path("runs/pretrain/checkpoints/last.ckpt")
-    assert "each frame has its label" in " ".join(capsys.readouterr().out.split()) and weights.is_file()
-    config = yaml.safe_load(Path("runs/pretrain/logs/version_0/config.yaml").read_text())
-    assert config["relabel"]["at"] is None and config["data"]["illegible"] is True
-
-    jersey_cls(fit_args(soccernet_root, "--data.illegible", "true", "--model.head", "digits",
-                        "--model.init_from", str(weights)))  # fmt: skip
-    card = Path("runs/jersey/model_card.md").read_text()
-    assert f"| started from | {weights}: 102 numbers carried over, 0 new, 0 dropped |" in card

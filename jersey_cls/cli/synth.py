@@ -157,17 +157,17 @@ def players(
     workers: int | None = None,
 ) -> Path:
     """Render whole-player tracklets of numbers 0-99: small, tall thumbnails of one player on the pitch, in team
-    colours, the number on the back in block faces, seen from the back on some frames and turned, covered by an arm
-    or another player, blurred or far away on the others. Writes a train split (and a test split unless --test 0),
-    the renderer's record of each tracklet's number and the frames that show it (rendered_frames.json) and a
-    contact sheet. Pretraining needs --data.illegible true: a frame that hides the number is labelled -1.
+    colours, the number on the back (three of its 15 faces are jersey block faces), seen from the back on some frames
+    and turned, covered by an arm or another player, blurred or far away on the others. Writes a train split (and
+    a test split unless --test 0), the renderer's record of each tracklet's number and the frames that show it
+    (rendered_frames.json) and a contact sheet.
 
     Args:
         out: Folder to write (new or empty).
         tracklets: Tracklets in train.
         test: Tracklets in test.
         labels: "frames": the Roboflow JSONL layout, each frame labelled with what it shows (its number, or -1)
-            and its tracklet: the labels a real set lacks, to pretrain on (configs/pretrain.yaml). "tracklets":
+            and its tracklet: the labels a real set lacks (train on them with --data.illegible true). "tracklets":
             SoccerNet's layout, one number (or -1) per tracklet, as the SoccerNet jersey task ships.
         frames: Frames per tracklet, [fewest, most].
         shown: Share of a legible tracklet's frames that show its number, [low, high].
