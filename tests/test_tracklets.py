@@ -370,17 +370,19 @@ def test_a_run_resumed_past_the_relabelling_epoch_relabels_at_its_first_epoch_en
 
 def test_tracks_labelled_frame_by_frame_are_scored_by_the_number_their_frames_show(tmp_path):
     # JSONL rows with a track_id, each frame labelled with what it shows (jersey-cls-synth players' frames): most
-    # frames of a numbered track are -1, and the track is still that number.
+    # frames of a numbered track are -1, and the track is still that number, even when the frames evaluation
+    # reads (4, evenly spaced: 0, 6, 13 and 19) all show nothing.
     root, numbers = tmp_path / "frames", {"a": "7", "b": "23", "c": "-1", "d": "7", "e": "23", "f": "-1"}
     for split in ("train", "valid", "test"):
         rows = []
         for track, number in numbers.items():
-            for frame in range(4):
-                shows = number != "-1" and frame == 0
-                write_crop(root / split / f"{track}{frame}.jpg", number if shows else "", seed=f"{split}{track}{frame}")
-                rows.append({"image": f"{track}{frame}.jpg", "suffix": number if shows else "-1", "track_id": track})
+            for frame in range(20):
+                shows = number != "-1" and frame == 3
+                name = f"{track}{frame:02d}.jpg"
+                write_crop(root / split / name, number if shows else "", seed=f"{split}{track}{frame}")
+                rows.append({"image": name, "suffix": number if shows else "-1", "track_id": track})
         (root / split / "annotations.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    main(fit_args(root, "--data.illegible", "true"))
+    main(fit_args(root, "--data.illegible", "true", "--data.frames_per_track", "4"))
     main(["test", "--ckpt_path", "last", "--data.num_workers", "0"])
     with open(next(RUN.glob("reports/*/test_tracks.csv")), newline="") as f:
         truths = {row["track"]: row["truth"] for row in csv.DictReader(f)}

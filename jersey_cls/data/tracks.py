@@ -3,15 +3,38 @@ val."""
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from jersey_cls.data.layouts import UNREADABLE, Split
 from jersey_cls.data.layouts.rows import TRACK_KEY
+from jersey_cls.numbers import ILLEGIBLE
+
+
+def track_truth(labels: Iterable[str]) -> str:
+    """A track's true label from its crops' labels: the number most of its labelled crops carry, illegible only
+    when every crop is. A track labelled as a whole (SoccerNet) gives every crop the same label; crops labelled one
+    by one (JSONL rows with a track_id) mostly show nothing, and the number is what the others show."""
+    numbers = [(count, label) for label, count in Counter(labels).most_common() if label != ILLEGIBLE]
+    return numbers[0][1] if numbers else ILLEGIBLE
+
+
+def track_truths(split: Split, labels: dict[str, str] | None = None) -> dict[str, str]:
+    """Each track's true label: from all of its crops, as read before thin_tracks kept a few (``split.truths``),
+    else from ``labels`` ({path: label}, default the split's samples)."""
+    by_track: dict[str, list[str]] = {}
+    for path, label in (labels or dict(split.samples)).items():
+        if path in split.tracks:
+            by_track.setdefault(split.tracks[path], []).append(label)
+    return {track: split.truths.get(track) or track_truth(found) for track, found in by_track.items()}
 
 
 def thin_tracks(split: Split, frames: int) -> None:
     """Keep at most ``frames`` crops of each track, evenly spaced through it in file-name order (frame order, in
-    SoccerNet's naming); crops without a track are kept."""
+    SoccerNet's naming); crops without a track are kept. Each track's truth, from all of its crops, is kept in
+    ``split.truths``: the kept crops of a track labelled frame by frame may all be ones that show nothing."""
+    split.truths = track_truths(split)
     by_track: dict[str, list[str]] = {}
     for path in sorted(split.tracks):
         by_track.setdefault(split.tracks[path], []).append(path)

@@ -7,9 +7,10 @@ import lightning.pytorch as pl
 import torch
 from torchmetrics import CatMetric
 
+from jersey_cls.data.tracks import track_truths
 from jersey_cls.evaluation.calibration import answer_and_confidence, calibration_error, fit_temperature, reliability
 from jersey_cls.evaluation.figures import save_reliability
-from jersey_cls.evaluation.tracks import Tracks, fit_threshold, track_truth
+from jersey_cls.evaluation.tracks import Tracks, fit_threshold
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.training.checkpoints import best_of, load_model, read_checkpoint
@@ -38,12 +39,12 @@ def track_of_each(loader, split, index: torch.Tensor) -> torch.Tensor:
 
 def track_threshold(model: JerseyClassifier, probabilities: torch.Tensor, loader, split, index) -> float:
     """The track threshold fitted on ``split``'s tracks (evaluation.tracks) from these crop probabilities."""
-    tracks, truths, samples = Tracks(model.class_names), {}, loader.dataset.samples
+    tracks, labels, samples = Tracks(model.class_names), {}, loader.dataset.samples
     for i, crop in zip(index.tolist(), probabilities.numpy(), strict=True):
         path, target = samples[i]
         tracks.add(split.tracks[path], crop)
-        truths.setdefault(split.tracks[path], []).append(model.class_names[target])
-    return fit_threshold(tracks, {track: track_truth(labels) for track, labels in truths.items()})
+        labels[path] = model.class_names[target]
+    return fit_threshold(tracks, track_truths(split, labels))
 
 
 class Calibrate(pl.Callback):

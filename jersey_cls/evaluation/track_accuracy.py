@@ -4,9 +4,10 @@ import lightning.pytorch as pl
 import torch
 from torchmetrics import CatMetric
 
+from jersey_cls.data.tracks import track_truths
 from jersey_cls.evaluation.passes import EvaluationPass
 from jersey_cls.evaluation.spreadsheet import write_dicts
-from jersey_cls.evaluation.tracks import Tracks, fit_threshold, track_truth
+from jersey_cls.evaluation.tracks import Tracks, fit_threshold
 from jersey_cls.numbers import ILLEGIBLE
 from jersey_cls.training.run_folder import report_folder
 
@@ -45,13 +46,13 @@ class TrackAccuracy(EvaluationPass):
         samples = loader.dataset.samples
         names = pl_module.class_names
         indices = self._index.compute().long().cpu().tolist()
-        tracks, truths = Tracks(names), {}
+        tracks, labels = Tracks(names), {}
         for index, probabilities in zip(indices, self._probabilities.compute().cpu().numpy(), strict=True):
             path, target = samples[index]
             if path in split.tracks:
                 tracks.add(split.tracks[path], probabilities)
-                truths.setdefault(split.tracks[path], []).append(names[target])
-        truths = {track: track_truth(labels) for track, labels in truths.items()}
+                labels[path] = names[target]
+        truths = track_truths(split, labels)
         if not truths:
             return
         if trainer.state.fn == "fit":  # the rule that reads the most val tracks right goes with the weights

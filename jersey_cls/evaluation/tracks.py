@@ -8,8 +8,6 @@ saved with the model. A crop that shows nothing gives its probability to illegib
 so no crop has to be judged legible first."""
 
 import math
-from collections import Counter
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -17,15 +15,6 @@ from jersey_cls.model.bags import DEFAULT_TRACK_THRESHOLD
 from jersey_cls.numbers import ILLEGIBLE
 
 ABSTAIN = "?"
-
-
-def track_truth(labels: Iterable[str]) -> str:
-    """A track's true label from its crops' labels: the number most of its labelled crops carry, illegible only
-    when every crop is. A track labelled as a whole (SoccerNet) gives every crop the same label; crops labelled one
-    by one (JSONL rows with a track_id) mostly show nothing, and the number is what the others show."""
-    counts = Counter(labels)
-    numbers = [(count, label) for label, count in counts.most_common() if label != ILLEGIBLE]
-    return numbers[0][1] if numbers else ILLEGIBLE
 
 
 class Tracks:

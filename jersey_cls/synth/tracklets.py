@@ -93,7 +93,7 @@ def render_tracklet_set(
     ``labels`` "tracklets": SoccerNet's layout, ``<split>/images/<id>/NNNN.jpg`` and ``<split>/<split>_gt.json``
     (the tracklet's number, -1 for a tracklet that never shows it). "frames": the Roboflow JSONL layout,
     ``<split>/annotations.jsonl`` labelling each frame of ``<split>/frames/<id>/`` with what it shows (its number,
-    or -1) and its tracklet as track_id: the labels no real set has, for pretraining. Tracklet ``i`` of a split is
+    or -1) and its tracklet as track_id: the labels no real set has. Tracklet ``i`` of a split is
     a function of (seed, split, i) alone. The folder appears complete or not at all."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ class Split:
     unlabelled: list[str] = field(default_factory=list)
     tracks: dict[str, str] = field(default_factory=dict)  # image path -> player track, where the layout has them
     sources: dict[str, str] = field(default_factory=dict)  # image path -> the row that gives its label
+    truths: dict[str, str] = field(default_factory=dict)  # track -> its label from all its crops, once thinned
 
     def skip(self, reason: str, example: str) -> None:
         self.skipped.setdefault(reason, []).append(example)
