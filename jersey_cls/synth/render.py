@@ -4,6 +4,10 @@ import io
 import math
 import os
 import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
@@ -62,12 +66,23 @@ class Look:
     jpeg_quality: tuple[int, int] = (25, 85)
 
 
-def readable_like_any_new_folder(folder: Path) -> None:
-    """Give a staging folder (tempfile.mkdtemp makes it private, 0700) the mode a plain mkdir would, before it is
-    renamed into place: a rendered set is read by other users and containers."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+@contextmanager
+def staged_folder(out_dir: Path) -> Iterator[Path]:
+    """A private folder beside ``out_dir`` to write a set into; on a clean exit it becomes ``out_dir`` (replacing an
+    empty one) with the mode a plain mkdir gives, since other users and containers read it: the set appears
+    complete or not at all."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        yield staging
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def builtin_font(name: str) -> str:

@@ -4,8 +4,6 @@
 import hashlib
 import json
 import random
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,8 +13,8 @@ from jersey_cls.synth.render import (
     FONT_FILES,
     RENDER_VERSION,
     Look,
-    readable_like_any_new_folder,
     render_crop,
+    staged_folder,
 )
 
 # 0 and 00 both appear, and 6/9, 2/5 test that augmentation never mirrors digits.
@@ -34,9 +32,7 @@ def render_set(out_dir: Path, counts: dict[str, int], look: Look, seed: int) -> 
     out_dir = Path(out_dir)
     if (out_dir / "annotations.jsonl").exists():
         raise FileExistsError(f"{out_dir} already holds a rendered set (annotations.jsonl)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as staging:
         rows = []
         for number, count in counts.items():
             for i in range(count):
@@ -45,12 +41,6 @@ def render_set(out_dir: Path, counts: dict[str, int], look: Look, seed: int) -> 
                 rows.append({"image": name, "prefix": PREFIX, "suffix": number})
         with open(staging / "annotations.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
-        readable_like_any_new_folder(staging)
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return [(out_dir / row["image"], row["suffix"]) for row in rows]
 
 

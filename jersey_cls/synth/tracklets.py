@@ -4,14 +4,12 @@ frame."""
 
 import json
 import random
-import shutil
-import tempfile
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Literal
 
 from jersey_cls.synth.players import HIDDEN_VIEWS, DigitsMask, PlayerLook, new_player, render_player
-from jersey_cls.synth.render import Look, readable_like_any_new_folder, render_crop, render_illegible
+from jersey_cls.synth.render import Look, render_crop, render_illegible, staged_folder
 
 Kind = Literal["crops", "players"]
 
@@ -96,9 +94,7 @@ def render_tracklet_set(
     or -1) and its tracklet as track_id: the labels no real set has. Tracklet ``i`` of a split is
     a function of (seed, split, i) alone. The folder appears complete or not at all."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as staging:
         jobs, numbers = [], {}
         for split, count in counts.items():
             for i in range(count):
@@ -126,10 +122,4 @@ def render_tracklet_set(
             folder.as_posix(): {"number": numbers[folder], "shown": visible} for folder, visible in record.items()
         }
         (staging / RECORD).write_text(json.dumps(rendered))
-        readable_like_any_new_folder(staging)
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return rendered
