@@ -1,8 +1,10 @@
 """Read jersey numbers from crops with jersey-cls's ONNX export, with only onnxruntime, numpy and Pillow.
 
-    python read_numbers.py runs/jersey/export crop1.jpg crop2.jpg
+    python read_numbers.py runs/jersey/export/model.onnx crop1.jpg crop2.jpg
+    python read_numbers.py runs/jersey/export/model.int8.onnx crop1.jpg crop2.jpg
 
-It answers what `jersey-cls predict` answers, crop for crop (tests/test_deploy.py runs this file)."""
+It answers what `jersey-cls predict --onnx_file` answers with the same file, crop for crop, and with model.onnx
+what `jersey-cls predict` answers (tests/test_deploy.py and tests/test_int8.py run this file)."""
 
 import json
 import sys
@@ -12,9 +14,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-export, paths = sys.argv[1], sys.argv[2:]
-labels = json.loads(Path(export, "labels.json").read_text())
-session = ort.InferenceSession(f"{export}/model.onnx")
+model, paths = Path(sys.argv[1]), sys.argv[2:]
+labels = json.loads(model.with_name("labels.json").read_text())
+session = ort.InferenceSession(str(model))
 height, width = labels["input_shape"]
 
 

@@ -2,7 +2,7 @@
 probability summed over the track's crops, the answer is the number with the most, and a track whose answer has
 less evidence than the model's track_threshold (labels.json) is illegible.
 
-    python read_tracks.py runs/jersey/export crops/annotations.jsonl track_id
+    python read_tracks.py runs/jersey/export/model.onnx crops/annotations.jsonl track_id   # or model.int8.onnx
 
 It reads every row of the file; `jersey-cls predict --predictions.tracks track_id` reads at most
 --data.frames_per_track crops of a track (16), and given the same crops it answers what this answers
@@ -16,9 +16,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-export, jsonl, key = sys.argv[1:4]
-labels = json.loads(Path(export, "labels.json").read_text())
-session = ort.InferenceSession(f"{export}/model.onnx")
+model, jsonl, key = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+labels = json.loads(model.with_name("labels.json").read_text())
+session = ort.InferenceSession(str(model))
 names, (height, width) = labels["class_names"], labels["input_shape"]
 rows = [json.loads(line) for line in Path(jsonl).read_text().splitlines()]
 

@@ -136,8 +136,8 @@ def test_the_track_example_over_onnx_answers_what_predict_answers(with_illegible
     main(["predict", "--ckpt_path", "best", "--data.predict_path", str(test), "--predictions.tracks", "track_id"])
     expected = {row["track"]: row["answer"] for row in read_rows(RUN / "predictions" / "test_tracks.csv")}
     example = REPO / "examples" / "read_tracks.py"
-    done = subprocess.run([sys.executable, str(example), str(RUN / "export"), str(test / "annotations.jsonl"),
-                           "track_id"], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run([sys.executable, str(example), str(RUN / "export" / "model.onnx"),
+                           str(test / "annotations.jsonl"), "track_id"], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()} == expected
     assert len(expected) == (len(LABELS) * 4 + 4) // 4

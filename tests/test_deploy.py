@@ -104,7 +104,7 @@ def test_predict_matches_validate_and_reports_unreadable_images(trained, capsys)
 
 def run_example(export: Path, paths: list[str]) -> dict[str, str]:
     """examples/read_numbers.py, as a user runs it: {crop path: label it printed}."""
-    command = [sys.executable, str(REPO / "examples" / "read_numbers.py"), str(export), *paths]
+    command = [sys.executable, str(REPO / "examples" / "read_numbers.py"), str(export / "model.onnx"), *paths]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()}
@@ -138,10 +138,15 @@ def test_the_onnx_example_answers_what_predict_answers(jsonl_root, head):
 
 
 def test_fit_writes_a_model_card_and_export_subcommand_checks_itself(jsonl_root, capsys):
-    main(fit_args(jsonl_root, "--model.lr", "0.01", epochs=2, onnx=True))
+    main(fit_args(jsonl_root, "--model.lr", "0.01", "--onnx.int8", "true", epochs=2, onnx=True))
     card = (RUN / "model_card.md").read_text()
-    for fact in ("`test_resnet`", "parameters", "GFLOPs at 32x32", "best val/acc_top1", "model.onnx", "`00`"):
+    for fact in ("`test_resnet`", "parameters", "GFLOPs at 32x32", "best val/acc_top1", "`00`"):
         assert fact in card
+    record = json.loads((RUN / "export" / "export.json").read_text())
+    for name in ("model.onnx", "model.int8.onnx"):  # both files: size, val accuracy (int8), crops a second
+        row = next(line for line in card.splitlines() if line.startswith(f"| {name} |"))
+        assert f"{(RUN / 'export' / name).stat().st_size / 1e6:.1f} MB" in row and "1 thread" in row
+    assert f"val top-1 on 16 crops {record['int8_acc']:.4f} (fp32 {record['fp32_acc']:.4f})" in card
     assert "## Reproduce" in card and "jersey-cls" in card and "max_epochs" in card
     capsys.readouterr()
     main(eval_args("export", jsonl_root, "--trainer.default_root_dir", "exported"))

@@ -5,9 +5,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 
 from jersey_cls import lightning_internals as internals
-from jersey_cls.deploy.onnx import export_onnx, validation_crops
+from jersey_cls.deploy.export import ExportOnnx, export_lines
+from jersey_cls.deploy.onnx import OnnxReader
 from jersey_cls.evaluation.audit import run_audit
-from jersey_cls.messages import JerseyInputError
+from jersey_cls.messages import JerseyInputError, say
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.training.checkpoints import read_checkpoint
 from jersey_cls.training.run_folder import export_folder
@@ -25,7 +26,8 @@ class JerseyTrainer(pl.Trainer):
         self, model: JerseyClassifier, datamodule: pl.LightningDataModule | None = None, ckpt_path: str | None = None
     ) -> dict:
         """Export a checkpoint to <default_root_dir>/exports/<checkpoint name>/: model.onnx, checked against
-        PyTorch on validation crops of the checkpoint's data, and labels.json.
+        PyTorch on validation crops of the checkpoint's data, labels.json, and with --onnx.int8 true
+        model.int8.onnx, calibrated and checked on them.
 
         Args:
             model: The model, built from the checkpoint's hyperparameters.
@@ -39,16 +41,40 @@ class JerseyTrainer(pl.Trainer):
         checkpoint = read_checkpoint(Path(ckpt_path))
         model.load_state_dict(checkpoint["state_dict"])
         model.on_load_checkpoint(checkpoint)
-        datamodule.prepare_data()
-        datamodule.setup("validate")
+        settings = next((c for c in self.callbacks if isinstance(c, ExportOnnx)), None) or ExportOnnx()
+        try:
+            datamodule.prepare_data()
+            datamodule.setup("validate")
+        except JerseyInputError as error:
+            raise settings.without_val_crops(error) from None
         out = export_folder(Path(self.default_root_dir), Path(ckpt_path))
-        result = export_onnx(model, validation_crops(datamodule), out)
-        print(
-            f"jersey-cls: exported {ckpt_path} to {result['onnx_path']} ({result['onnx_bytes'] / 1e6:.1f} MB); "
-            f"ONNX Runtime vs PyTorch on {result['parity_crops']} validation crops: max |probability diff| "
-            f"{result['max_abs_diff']:.1e}, same top-1 on {result['top1_agree']}/{result['parity_crops']}"
-        )
+        result = settings.export(model, datamodule, out)
+        say(f"jersey-cls: exported {ckpt_path} to {out}")
+        for line in export_lines(result):
+            say(f"  {line}")
         return result
+
+    def predict(
+        self,
+        model: JerseyClassifier | None = None,
+        dataloaders=None,
+        datamodule: pl.LightningDataModule | None = None,
+        return_predictions: bool | None = None,
+        ckpt_path: str | None = None,
+        onnx_file: Path | None = None,
+    ):
+        """Read crops and player tracks (Lightning's predict, written by --predictions).
+
+        Args:
+            model: The model, built from the checkpoint's hyperparameters.
+            datamodule: The crops to read: --data.predict_path.
+            ckpt_path: The trained model: a path, best or last.
+            onnx_file: Answer with this export of the checkpoint (model.onnx or model.int8.onnx), through ONNX
+                Runtime, instead of PyTorch; the checkpoint still gives the classes, the input and the track rule.
+        """
+        if onnx_file is not None:
+            model.reader = OnnxReader(Path(onnx_file), model.class_names, model.input_shape)
+        return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path)
 
     def audit(
         self,

@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from jersey_cls.deploy.export import ExportOnnx
+from jersey_cls.deploy.export import ExportOnnx, export_lines
 from jersey_cls.evaluation.calibrate import Calibrate
 from jersey_cls.messages import JerseyWarning
 from jersey_cls.training.checkpoints import best_of, load_model, read_checkpoint
@@ -55,11 +55,8 @@ def write_model_card(path: Path, facts: dict) -> Path:
             f"error {ece}; `{calibration['png']}` |"
         ]
     if export:
-        lines += [
-            f"| ONNX | `{export['onnx_path']}`, {export['onnx_bytes'] / 1e6:.1f} MB; ONNX Runtime vs PyTorch on "
-            f"{export['parity_crops']} validation crops: max abs probability diff {export['max_abs_diff']:.1e}, "
-            f"same top-1 on {export['top1_agree']}/{export['parity_crops']} |"
-        ]
+        lines += [f"| ONNX | `{Path(export['onnx_path']).parent}` |"]
+        lines += [f"| {line.split(': ', 1)[0]} | {line.split(': ', 1)[1]} |" for line in export_lines(export)]
     lines += ["", f"## Classes ({len(facts['class_names'])})", "", " ".join(f"`{c}`" for c in facts["class_names"])]
     if summary:
         lines += [

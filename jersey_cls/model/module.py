@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import NamedTuple
 
 import lightning.pytorch as pl
@@ -105,6 +106,7 @@ class JerseyClassifier(pl.LightningModule):
         self.register_buffer("loss_weights", loss_weights, persistent=False)
         self.register_buffer("temperature", torch.ones(()))  # fitted on val when training ends (Calibrate)
         self.track_threshold = DEFAULT_TRACK_THRESHOLD  # a track's -1 rule (evaluation.tracks), fitted on val tracks
+        self.reader: Callable[[torch.Tensor], torch.Tensor] | None = None  # predict's, if not forward: an ONNX file
         self.input_shape = [int(side) for side in input_shape] if input_shape else [image_size, image_size]
         self.example_input_array = torch.zeros(1, 3, *self.input_shape, dtype=torch.uint8)
         self.train_loss = MeanMetric()
@@ -214,7 +216,7 @@ class JerseyClassifier(pl.LightningModule):
         return None if batch is None else self.shared_step(batch, "test").scores.detach()
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self(batch["image"])
+        return (self.reader or self)(batch["image"])
 
     def configure_optimizers(self):
         hp = self.hparams
