@@ -8,7 +8,7 @@ and --data.illegible true:
     torso            each thumbnail cut to its upper torso (12-55% of its height), where the number is: the
                      digits twice as large in the input, labelled per tracklet
     torso, frames    the same crops as JSONL, each frame labelled with what it shows (the renderer's record):
-                     the labels an oracle would give; the first 270 tracklets train, the last 30 validate
+                     the labels an oracle would give; the first 90% of the tracklets train, the last 10% validate
     torso, frames, no augmentation   the same with --data.augment.strength 0
 
 Printed: each fit's best val legible-crop accuracy (the share of val frames that show their number read right)
@@ -43,12 +43,14 @@ def torso_copy(data: Path, out: Path) -> Path:
     return out
 
 
-def frame_labels(torso: Path, shown: dict, images: Path, out: Path, val_tracks: int = 30) -> Path:
-    """JSONL splits of the torso frames, each labelled by what it shows, with its track_id."""
+def frame_labels(torso: Path, shown: dict, images: Path, out: Path) -> Path:
+    """JSONL splits of the torso frames, each labelled by what it shows, with its track_id; a tenth of the
+    tracklets validate."""
     if (out / "valid" / "annotations.jsonl").exists():
         return out
     truth = json.loads((torso / "train" / "train_gt.json").read_text())
     tracks = sorted(truth)
+    val_tracks = max(1, len(tracks) // 10)
     for split, part in (("train", tracks[:-val_tracks]), ("valid", tracks[-val_tracks:])):
         rows = []
         for track in part:
@@ -77,10 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--tracklets", type=int, default=300, help="train tracklets")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-players-probe"))
     args = parser.parse_args()
     out = args.out.resolve()
-    root = build(out / "set", "players", "scans", dict(zip(SPLITS, (300, 1, 1), strict=True)), args.seed)
+    root = build(out / "set", "players", "scans", dict(zip(SPLITS, (args.tracklets, 1, 1), strict=True)), args.seed)
     data = root / "data"
     shown = json.loads((root / "frames_shown.json").read_text())
     torso = torso_copy(data, out / "torso")
