@@ -12,7 +12,7 @@ import pytest
 
 from jersey_cls.cli import main
 
-from .conftest import eval_args
+from .conftest import eval_args, fit_args
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTED = Path("runs/jersey/exports/last")
@@ -58,40 +58,73 @@ def test_the_int8_export_is_checked_against_predict_and_predict_reads_either_fil
     assert printed == dict(zip(paths, label["int8"], strict=True))
 
 
-def test_an_int8_model_that_reads_worse_is_refused_and_model_onnx_stands(trained, monkeypatch, capsys):
-    def worse(model_input, model_output, reader, **kwargs):  # a "quantization" that favours the first class
-        graph = onnx.load(model_input)
-        bias = next(t for t in graph.graph.initializer if t.name == "net.fc.bias")
-        values = onnx.numpy_helper.to_array(bias).copy()
-        values[0] += 50.0
-        bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
-        onnx.save(graph, model_output)
+def worse(model_input, model_output, reader, **kwargs):
+    """A "quantization" that favours the first class."""
+    graph = onnx.load(model_input)
+    bias = next(t for t in graph.graph.initializer if t.name == "net.fc.bias")
+    values = onnx.numpy_helper.to_array(bias).copy()
+    values[0] += 50.0
+    bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
+    onnx.save(graph, model_output)
 
+
+def test_an_int8_model_that_reads_worse_is_refused_and_model_onnx_stands(trained, monkeypatch, capsys):
+    main(eval_args("export", trained, "--onnx.int8", "true"))  # a good one first: it must not outlive the next
+    assert (EXPORTED / "model.int8.onnx").is_file()
     monkeypatch.setattr(onnxruntime.quantization, "quantize_static", worse)
+    capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
         main(eval_args("export", trained, "--onnx.int8", "true"))
     assert stop.value.code == 4
-    error = capsys.readouterr().err
+    out, error = capsys.readouterr()
     assert "points worse than fp32" in error and "--onnx.int8_max_drop 1.0" in error and "Traceback" not in error
+    assert "model.onnx: " in out and "same top-1 on 16/16" in out  # the fp32 file's check is still reported
     assert (EXPORTED / "model.onnx").is_file() and (EXPORTED / "model.int8.rejected.onnx").is_file()
-    assert not (EXPORTED / "model.int8.onnx").exists()
+    assert not (EXPORTED / "model.int8.onnx").exists()  # neither the refused one nor the earlier weights' one
+    record = json.loads((EXPORTED / "export.json").read_text())
+    assert "points worse" in record["int8_refused"] and list(record["crops_per_second"]) == ["model.onnx"]
+
+
+def test_at_the_end_of_fit_a_refused_int8_model_is_a_warning_and_the_card_says_so(trained, monkeypatch):
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static", worse)
+    with pytest.warns(UserWarning, match=r"skipping the ONNX export \(model.onnx is written\): .*points worse"):
+        main(fit_args(trained, "--model.lr", "0.01", "--onnx.int8", "true", "--trainer.default_root_dir", "other",
+                      epochs=2, onnx=True))  # fmt: skip
+    card = Path("other/model_card.md").read_text()
+    assert "| model.onnx | " in card and "| model.int8.onnx | refused: " in card
+    assert Path("other/export/model.onnx").is_file() and not Path("other/export/model.int8.onnx").exists()
 
 
 def test_int8_without_the_val_crops_is_refused_naming_the_calibration_flag(trained, capsys):
     shutil.rmtree(trained / "valid")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         main(eval_args("export", trained, "--onnx.int8", "true"))
+    assert stop.value.code == 2
     error = capsys.readouterr().err
     assert "--onnx.calibration_crops" in error and "Traceback" not in error
-    assert not (EXPORTED / "model.int8.onnx").exists()
 
 
 def test_predict_refuses_an_onnx_file_of_another_model(trained, capsys):
     main(eval_args("export", trained))
     labels = json.loads((EXPORTED / "labels.json").read_text())
     (EXPORTED / "labels.json").write_text(json.dumps({**labels, "class_names": labels["class_names"][::-1]}))
-    with pytest.raises(SystemExit):
-        main(eval_args("predict", trained, "--data.predict_path", str(trained / "valid"), "--onnx_file",
-                       str(EXPORTED / "model.onnx")))  # fmt: skip
+    valid = str(trained / "valid")
+    with pytest.raises(SystemExit) as stop:
+        main(eval_args("predict", trained, "--data.predict_path", valid, "--onnx_file", str(EXPORTED / "model.onnx")))
+    assert stop.value.code == 2
     error = capsys.readouterr().err
     assert "--onnx_file" in error and "labels.json" in error and "Traceback" not in error
+
+    # A graph of another kind beside a labels.json that matches: float images in, 4 outputs
+    (EXPORTED / "labels.json").write_text(json.dumps(labels))
+    images = onnx.helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, ["batch", 3, 32, 32])
+    out = onnx.helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, ["batch", 3, 32, 32])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["images"], ["probabilities"])], "g", [images],
+                                   [out])  # fmt: skip
+    onnx.save(onnx.helper.make_model(graph), EXPORTED / "foreign.onnx")
+    with pytest.raises(SystemExit) as stop:
+        main(eval_args("predict", trained, "--data.predict_path", valid, "--onnx_file", str(EXPORTED / "foreign.onnx")))
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert "--onnx_file" in error and "its graph takes" in error and "Traceback" not in error
+    assert not list(Path("runs/jersey/predictions").glob("*.csv"))  # refused before anything was written

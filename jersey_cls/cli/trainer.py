@@ -48,11 +48,13 @@ class JerseyTrainer(pl.Trainer):
         except JerseyInputError as error:
             raise settings.without_val_crops(error) from None
         out = export_folder(Path(self.default_root_dir), Path(ckpt_path))
-        result = settings.export(model, datamodule, out)
-        say(f"jersey-cls: exported {ckpt_path} to {out}")
-        for line in export_lines(result):
-            say(f"  {line}")
-        return result
+        try:
+            return settings.export(model, datamodule, out)
+        finally:
+            if settings.result is not None:  # model.onnx, also when the int8 file is refused
+                say(f"jersey-cls: exported {ckpt_path} to {out}")
+                for line in export_lines(settings.result):
+                    say(f"  {line}")
 
     def predict(
         self,

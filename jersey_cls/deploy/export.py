@@ -33,13 +33,13 @@ class ExportOnnx(pl.Callback):
             int8_max_drop: Points of val top-1 the int8 model may lose against fp32; more, and it is refused.
         """
         super().__init__()
+        self.result: dict | None = None  # what the last export wrote, checked and measured
         if calibration_crops < 1:
             raise JerseyInputError(f"--onnx.calibration_crops {calibration_crops}: give a count of 1 or more")
         if int8_max_drop < 0:
             raise JerseyInputError(f"--onnx.int8_max_drop {int8_max_drop}: give points of top-1, 0 or more")
         self.enabled, self.int8 = enabled, int8
         self.calibration_crops, self.int8_max_drop = calibration_crops, int8_max_drop
-        self.result: dict | None = None
 
     def export(self, model: JerseyClassifier, datamodule: pl.LightningDataModule, out: Path) -> dict:
         """``model`` as ONNX files in ``out`` (see the class); ``export.json`` there records what was checked and
@@ -50,15 +50,24 @@ class ExportOnnx(pl.Callback):
         except JerseyInputError as error:
             raise self.without_val_crops(error) from None
         result = export_onnx(model, crops[:PARITY_CROPS], out)
-        fp32 = Path(result["onnx_path"])
-        files = {"model.onnx": fp32}
+        for stale in ("model.int8.onnx", "export.json"):  # of earlier weights: never beside the new model.onnx
+            (out / stale).unlink(missing_ok=True)
+        files, refused = {"model.onnx": Path(result["onnx_path"])}, None
         if self.int8:
+            crops, targets = crops[: self.calibration_crops], targets[: self.calibration_crops]
             with torch.no_grad():
                 answers = torch.cat([model(batch) for batch in crops.split(64)]).numpy()
-            result |= quantize_int8(fp32, crops.numpy(), targets.numpy(), answers, self.int8_max_drop)
-            files["model.int8.onnx"] = Path(result["int8_path"])
+            try:
+                result |= quantize_int8(files["model.onnx"], crops.numpy(), targets.numpy(), answers,
+                                        self.int8_max_drop)  # fmt: skip
+                files["model.int8.onnx"] = Path(result["int8_path"])
+            except ExportParityError as error:
+                refused, result["int8_refused"] = error, str(error)
         result["crops_per_second"] = reading_rates(files, crops[:PARITY_CROPS].numpy())
         (out / "export.json").write_text(json.dumps(result, indent=2))
+        self.result = result
+        if refused is not None:
+            raise refused
         return result
 
     def without_val_crops(self, error: JerseyInputError) -> JerseyInputError:
@@ -76,10 +85,10 @@ class ExportOnnx(pl.Callback):
         if not self.enabled or not trainer.is_global_zero or best is None:
             return
         try:
-            model = load_model(best.best_model_path)
-            self.result = self.export(model, trainer.datamodule, Path(trainer.default_root_dir) / "export")
+            self.export(load_model(best.best_model_path), trainer.datamodule, Path(trainer.default_root_dir) / "export")
         except (JerseyInputError, ExportParityError) as error:
-            warnings.warn(f"skipping the ONNX export: {error}", JerseyWarning, stacklevel=1)
+            kept = " (model.onnx is written)" if self.result else ""
+            warnings.warn(f"skipping the ONNX export{kept}: {error}", JerseyWarning, stacklevel=1)
 
 
 def export_lines(result: dict) -> list[str]:
@@ -87,7 +96,7 @@ def export_lines(result: dict) -> list[str]:
 
     def rates(name: str) -> str:
         rate = result["crops_per_second"][name]
-        threads = ", ".join(f"{count} thread{'s' * (count > 1)} {rate[count]:.0f}" for count in sorted(rate))
+        threads = ", ".join(f"{count} thread{'s' * (int(count) > 1)} {rate[count]:.0f}" for count in sorted(rate))
         return f"crops a second on the machine that exported it: {threads}"
 
     lines = [
@@ -95,10 +104,12 @@ def export_lines(result: dict) -> list[str]:
         f"validation crops: max |probability diff| {result['max_abs_diff']:.1e}, same top-1 on "
         f"{result['top1_agree']}/{result['parity_crops']}; {rates('model.onnx')}"
     ]
+    if "int8_refused" in result:
+        lines.append(f"model.int8.onnx: refused: {result['int8_refused']}")
     if "int8_path" in result:
         lines.append(
             f"model.int8.onnx: {result['int8_bytes'] / 1e6:.1f} MB ({result['int8_bytes'] / result['onnx_bytes']:.2f}"
             f"x); val top-1 on {result['check_crops']} crops {result['int8_acc']:.4f} (fp32 {result['fp32_acc']:.4f}),"
-            f" same top-1 as fp32 on {result['agreement']:.1%}; {rates('model.int8.onnx')}"
+            f" same top-1 as fp32 (predict's answers) on {result['agreement']:.1%}; {rates('model.int8.onnx')}"
         )
     return lines
