@@ -231,13 +231,13 @@ def main(args: list[str] | None = None) -> None:
                 args=given,
             )
     except JerseyInputError as error:
-        print(f"jersey-cls: error: {error}", file=sys.stderr)
+        say(f"jersey-cls: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except TrainingDiverged as error:
-        print(f"jersey-cls: {error}", file=sys.stderr)
+        say(f"jersey-cls: {error}", file=sys.stderr)
         raise SystemExit(3) from None
     except ExportParityError as error:
-        print(f"jersey-cls: error: {error}", file=sys.stderr)
+        say(f"jersey-cls: error: {error}", file=sys.stderr)
         raise SystemExit(4) from None
     except SIGTERMException:  # preemption or Ctrl-C: last.ckpt is written (save_on_exception)
         interrupts.print_resume_hint(args)

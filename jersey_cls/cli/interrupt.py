@@ -25,11 +25,10 @@ class Interrupts:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             self.stopped_by = "Ctrl-C"
             internals.request_stop(trainer)
-            print(
+            say(
                 "\njersey-cls: Ctrl-C: stopping after this step and saving last.ckpt. "
                 "Ctrl-C again aborts at once (last.ckpt then keeps its previous save).",
                 file=sys.stderr,
-                flush=True,
             )
 
         signal.signal(signal.SIGINT, first_ctrl_c)

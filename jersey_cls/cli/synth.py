@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageFont
 
 from jersey_cls.data.layouts import read_split_dir
-from jersey_cls.messages import JerseyInputError
+from jersey_cls.messages import JerseyInputError, say
 from jersey_cls.numbers import LEGAL_NUMBERS, label_sort_key
 from jersey_cls.synth.render import Look
 from jersey_cls.synth.sets import render_set
@@ -117,12 +117,12 @@ def synth(
         )
     todo = plan(have, wanted, count, count if below is None else below)
     if not todo:
-        print(f"jersey-cls-synth: nothing to do: every number already has {count} crops or more.")
+        say(f"jersey-cls-synth: nothing to do: every number already has {count} crops or more.")
         return out_dir
     total = sum(todo.values())
-    print(f"jersey-cls-synth: rendering {total} crops of {len(todo)} numbers into {out_dir}")
+    say(f"jersey-cls-synth: rendering {total} crops of {len(todo)} numbers into {out_dir}")
     for label, n in todo.items():
-        print(f"  {label:>3}: {have[label]} -> {have[label] + n}")
+        say(f"  {label:>3}: {have[label]} -> {have[label] + n}")
     start = time.perf_counter()
     written = render_set(out_dir, todo, look, seed)
     by_number: dict[str, list[tuple[Path, str]]] = {}
@@ -135,7 +135,7 @@ def synth(
         with Image.open(crop_path) as crop:
             crops.append(crop.convert("RGB"))
     sheet_path = contact_sheet(crops, [label for _, label in picks], out_dir / "contact_sheet.png")
-    print(
+    say(
         f"jersey-cls-synth: wrote {total} crops and {out_dir / 'annotations.jsonl'} in "
         f"{time.perf_counter() - start:.0f} s; contact sheet: {sheet_path}"
     )
@@ -192,7 +192,7 @@ def players(
     if problems:
         raise JerseyInputError("\n".join(problems))
     counts = {"train": tracklets, "test": test} if test else {"train": tracklets}
-    print(f"jersey-cls-synth: rendering {tracklets} train and {test} test player tracklets into {out_dir}")
+    say(f"jersey-cls-synth: rendering {tracklets} train and {test} test player tracklets into {out_dir}")
     start = time.perf_counter()
     # On Linux, the cores this process may use (a container's share); elsewhere, all of them.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -208,7 +208,7 @@ def players(
                 crops.append(crop.convert("RGB"))
             captions.append(tracklet["number"] if visible else "hidden" if tracklet["number"] else "-1")
     sheet_path = contact_sheet(crops, captions, out_dir / "contact_sheet.png", TITLE)
-    print(
+    say(
         f"jersey-cls-synth: wrote {len(record)} tracklets, {total} frames ({shown_frames / max(1, total):.0%} show "
         f"their number) in {time.perf_counter() - start:.0f} s; contact sheet: {sheet_path}"
     )
@@ -225,5 +225,5 @@ def main(args: list[str] | None = None) -> None:
         else:
             auto_cli(synth, args=args, as_positional=False, prog="jersey-cls-synth")
     except JerseyInputError as error:
-        print(f"jersey-cls-synth: error: {error}", file=sys.stderr)
+        say(f"jersey-cls-synth: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

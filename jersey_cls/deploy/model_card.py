@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from jersey_cls.deploy.export import ExportOnnx, export_lines
 from jersey_cls.evaluation.calibrate import Calibrate
-from jersey_cls.messages import JerseyWarning
+from jersey_cls.messages import JerseyWarning, say
 from jersey_cls.training.checkpoints import best_of, load_model, read_checkpoint
 from jersey_cls.training.ema import EMA
 
@@ -152,4 +152,4 @@ class ModelCard(pl.Callback):
             },
         )
         exported = f", ONNX {export.result['onnx_path']}" if export and export.result else ""
-        print(f"jersey-cls: model card {card}{exported}")
+        say(f"jersey-cls: model card {card}{exported}")

@@ -13,7 +13,7 @@ from jersey_cls.data.layouts import TRACK_KEY
 from jersey_cls.deploy.review import crops_to_review, tracks_to_review, write_review
 from jersey_cls.evaluation.spreadsheet import DictWriter, read_rows, write_dicts
 from jersey_cls.evaluation.tracks import ABSTAIN, Tracks, soccernet_submission
-from jersey_cls.messages import JerseyInputError, JerseyWarning
+from jersey_cls.messages import JerseyInputError, JerseyWarning, say
 from jersey_cls.training.run_folder import predictions_file
 
 
@@ -127,7 +127,7 @@ class PredictionWriter(BasePredictionWriter):
             return
         self._file.close()
         self._file = None
-        print(f"jersey-cls: wrote {self.rows} predictions to {self.path}")
+        say(f"jersey-cls: wrote {self.rows} predictions to {self.path}")
         review = None
         if self.review and self._tracks is None:
             review = crops_to_review(self._read_back(), self.review)
@@ -135,7 +135,7 @@ class PredictionWriter(BasePredictionWriter):
             rows = self._tracks.answers(pl_module.track_threshold, self.min_confidence)
             tracks_path = self.path.with_name(f"{self.path.stem}_tracks.csv")
             write_dicts(tracks_path, rows, None if rows else ["track", "answer"])
-            print(f"jersey-cls: wrote {len(rows)} track answers to {tracks_path}")
+            say(f"jersey-cls: wrote {len(rows)} track answers to {tracks_path}")
             read = trainer.datamodule.predict
             if read.layout == "soccernet" and self._track_key == TRACK_KEY:
                 self._write_submission(rows, read.tracks)
@@ -144,7 +144,7 @@ class PredictionWriter(BasePredictionWriter):
                 review = tracks_to_review(answers, self._tracks.crop_reading, self.review)
         if review is not None:
             annotations = write_review(self.path.with_name(f"{self.path.stem}_review"), review)
-            print(f"jersey-cls: wrote the {len(review)} least-sure {'tracks' if self._tracks else 'crops'} to review "
+            say(f"jersey-cls: wrote the {len(review)} least-sure {'tracks' if self._tracks else 'crops'} to review "
                   f"to {annotations}")  # fmt: skip
 
     def _read_back(self) -> list[dict]:
@@ -155,7 +155,7 @@ class PredictionWriter(BasePredictionWriter):
         submission, lost = soccernet_submission(rows, every_track)
         path = self.path.with_name(f"{self.path.stem}_submission.json")
         path.write_text(json.dumps(submission, indent=1) + "\n")
-        print(f"jersey-cls: wrote SoccerNet's submission for {len(submission)} tracks to {path}")
+        say(f"jersey-cls: wrote SoccerNet's submission for {len(submission)} tracks to {path}")
         if lost["00"]:
             warnings.warn(
                 f"{path}: SoccerNet's format has integers only, so {len(lost['00'])} tracks answered 00 are written "

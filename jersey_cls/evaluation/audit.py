@@ -18,6 +18,7 @@ from jersey_cls.data.layouts import Split
 from jersey_cls.data.layouts.soccernet import ground_truth_file
 from jersey_cls.evaluation.label_audit import suspects, thresholds
 from jersey_cls.evaluation.spreadsheet import write_dicts, write_rows
+from jersey_cls.messages import say
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.seeds import run_seed
 from jersey_cls.synth.sheet import contact_sheet
@@ -62,7 +63,7 @@ def run_audit(
             full = np.full((len(data.splits[name].samples), len(data.class_names)), np.nan)
             full[indices] = probs
             found[name] = full
-    print(f"jersey-cls: audit: val and test read by {ckpt_path}; train by {folds} models, each trained {epochs} "
+    say(f"jersey-cls: audit: val and test read by {ckpt_path}; train by {folds} models, each trained {epochs} "
           f"epoch(s) on the other folds")  # fmt: skip
     found["train"] = cross_fit(trainer, lambda: copy.deepcopy(starting), data, folds, epochs, run_seed())
     index = {name: i for i, name in enumerate(data.class_names)}
@@ -87,7 +88,7 @@ def run_audit(
                          "suggested_prob": round(s.suggested_probability, 4),
                          "suggested_threshold": round(s.suggested_threshold, 4),
                          "label_at": label_at(split, path)})  # fmt: skip
-        print(f"jersey-cls: audit: {name}: {sum(r['split'] == name for r in rows)} suspect labels of {len(positions)}")
+        say(f"jersey-cls: audit: {name}: {sum(r['split'] == name for r in rows)} suspect labels of {len(positions)}")
     rows.sort(key=lambda r: r["given_prob"])
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
@@ -97,7 +98,7 @@ def run_audit(
     crops = [load_rgb(r["path"]) if Path(r["path"]).is_file() else Image.new("RGB", (8, 8)) for r in top]
     captions = [f"{r['given']} → {r['suggested']}" for r in top]
     sheet = contact_sheet(crops, captions, folder / "suspect_labels.png", "given → suggested, most suspect first")
-    print(f"jersey-cls: audit: wrote {len(rows)} suspect labels to {path}, the first {len(top)} shown in {sheet}")
+    say(f"jersey-cls: audit: wrote {len(rows)} suspect labels to {path}, the first {len(top)} shown in {sheet}")
     return path
 
 

@@ -16,6 +16,7 @@ from jersey_cls.evaluation.figures import save_confusion_matrix
 from jersey_cls.evaluation.label_audit import suspects
 from jersey_cls.evaluation.passes import EvaluationPass
 from jersey_cls.evaluation.reports import write_report
+from jersey_cls.messages import say
 from jersey_cls.synth.sheet import contact_sheet
 from jersey_cls.training.run_folder import report_folder
 
@@ -96,7 +97,7 @@ class EvaluationReport(EvaluationPass):
             figures[f"{stage}/samples"] = self._save_samples(samples_png, names, title)
         if not fitting:
             rows, pairs = write_report(folder, stage, confusion, names, confidence, correct, self.top_confused)
-            print(f"jersey-cls: {stage}: the model confidently disagrees with {disagreements} of {len(correct)} "
+            say(f"jersey-cls: {stage}: the model confidently disagrees with {disagreements} of {len(correct)} "
                   "labels; where they are wrong, the figures above are limited by the labels. `jersey-cls audit` "
                   "lists them.")  # fmt: skip
         for logger in trainer.loggers:

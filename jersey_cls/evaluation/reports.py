@@ -9,6 +9,7 @@ from rich.table import Table
 from jersey_cls.evaluation.calibration import calibration_error, reliability, risk_coverage
 from jersey_cls.evaluation.figures import save_reliability, save_risk_coverage
 from jersey_cls.evaluation.spreadsheet import write_rows
+from jersey_cls.messages import say
 
 
 def per_class_rows(confusion: np.ndarray, class_names: list[str]) -> list[dict]:
@@ -52,7 +53,7 @@ def write_report(folder: Path, stage: str, confusion: np.ndarray, names: list[st
     save_risk_coverage(*risk_coverage(confidence, correct), folder / f"{stage}_risk_coverage.png",
                        f"{stage}: accuracy when the least confident crops are left unanswered")  # fmt: skip
     print_tables(stage, rows, pairs)
-    print(f"{stage}: expected calibration error {ece:.4f}; {folder}/{stage}_reliability.png, {stage}_risk_coverage.png")
+    say(f"{stage}: expected calibration error {ece:.4f}; {folder}/{stage}_reliability.png, {stage}_risk_coverage.png")
     return rows, pairs
 
 

@@ -9,8 +9,6 @@ from torch import nn
 
 from jersey_cls.messages import JerseyInputError
 
-WEIGHT_FILES = (".safetensors", ".pth", ".pt", ".bin")
-
 
 def create_backbone(backbone: str, num_outputs: int, drop_rate: float = 0.0) -> nn.Module:
     """The architecture alone, randomly initialised: weights come from `start_weights` or a checkpoint."""

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from jersey_cls.data.datamodule import JerseyDataModule
+from jersey_cls.messages import say
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.training.ema import EMA
 
@@ -78,5 +79,5 @@ def cross_fit(
         model.float().to(device)  # a half-precision fit leaves half-precision weights
         found, indices = probabilities(model, fold_data.val_dataloader())  # index: the place in ``held``
         result[[held[i] for i in indices]] = found
-        print(f"jersey-cls: audit: fold {fold + 1}/{folds} read {len(indices)} of train's crops it never trained on")
+        say(f"jersey-cls: audit: fold {fold + 1}/{folds} read {len(indices)} of train's crops it never trained on")
     return result
