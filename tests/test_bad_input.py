@@ -216,3 +216,14 @@ def test_a_config_file_that_is_no_mapping_is_named(text, message, tmp_path, caps
     config.write_text(text)
     err = " ".join(fails(capsys, ["fit", *BASE, "--config", str(config)]).split())
     assert f"--config {config}" in err and message in err, err
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "audit"])
+def test_commands_that_write_one_set_of_files_refuse_ddp_naming_the_flag(trained, command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(eval_args(command, trained, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                       "--trainer.strategy", "ddp"))  # fmt: skip
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert f"{command} runs on one device: add --trainer.devices 1" in error and "Traceback" not in error
+    assert not Path("runs/jersey/predictions").exists() and not Path("runs/jersey/exports").exists()

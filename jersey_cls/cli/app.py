@@ -175,8 +175,6 @@ class JerseyCLI(NoCheckpointHyperparameters, LightningCLI):
         self._before_any()
 
     def before_predict(self) -> None:
-        if self.trainer.world_size > 1:  # every rank would read every input, and one file is written
-            raise JerseyInputError("predict runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
         self._before_any()
 
 

@@ -22,6 +22,11 @@ class JerseyTrainer(pl.Trainer):
         super().__init__(*args, **kwargs)
         internals.install_stop_requests(self)
 
+    def on_one_device(self, command: str) -> None:
+        """Refuses ``command`` under DDP: every rank would read every input and write the same files."""
+        if self.world_size > 1:
+            raise JerseyInputError(f"{command} runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
+
     def export(
         self, model: JerseyClassifier, datamodule: pl.LightningDataModule | None = None, ckpt_path: str | None = None
     ) -> dict:
@@ -36,8 +41,7 @@ class JerseyTrainer(pl.Trainer):
         """
         if ckpt_path is None:
             raise JerseyInputError("export needs --ckpt_path: a checkpoint file, best or last")
-        if self.world_size > 1:
-            raise JerseyInputError("export runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
+        self.on_one_device("export")
         checkpoint = read_checkpoint(Path(ckpt_path))
         model.load_state_dict(checkpoint["state_dict"])
         model.on_load_checkpoint(checkpoint)
@@ -74,6 +78,7 @@ class JerseyTrainer(pl.Trainer):
             onnx_file: Answer with this export of the checkpoint (model.onnx or model.int8.onnx), through ONNX
                 Runtime, instead of PyTorch; the checkpoint still gives the classes, the input and the track rule.
         """
+        self.on_one_device("predict")
         if onnx_file is not None:
             model.reader = OnnxReader(Path(onnx_file), model.class_names, model.input_shape)
         return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path)
@@ -102,8 +107,7 @@ class JerseyTrainer(pl.Trainer):
         """
         if ckpt_path is None:
             raise JerseyInputError("audit needs --ckpt_path: a checkpoint file, best or last")
-        if self.world_size > 1:
-            raise JerseyInputError("audit runs on one device: add --trainer.devices 1 (and no ddp.yaml)")
+        self.on_one_device("audit")
         if folds < 2:
             raise JerseyInputError(f"--folds {folds}: cross-fitting needs at least 2 folds")
         epochs = self.max_epochs if fold_epochs is None else fold_epochs
