@@ -97,6 +97,18 @@ def imagefolder_root(tmp_path) -> Path:
     return root
 
 
+def favour_first_class(source: Path, target: Path, by: float) -> None:
+    """An exported ONNX file whose classifier favours the first class: its bias raised ``by``."""
+    import onnx
+
+    graph = onnx.load(source)
+    bias = next(t for t in graph.graph.initializer if t.name == "net.fc.bias")
+    values = onnx.numpy_helper.to_array(bias).copy()
+    values[0] += by
+    bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
+    onnx.save(graph, target)
+
+
 def fit_args(data_root: Path, *extra: str, epochs: int = 1, onnx: bool = False) -> list[str]:
     """A fast real fit: tiny timm backbone, 32 px, no workers, quiet; one output per label of the small test sets
     (the classes head: --model.head auto would pick the digits head and its 101 classes for their numbers); the

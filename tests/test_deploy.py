@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
@@ -15,7 +14,16 @@ from jersey_cls.data.datamodule import JerseyDataModule
 from jersey_cls.model import JerseyClassifier
 from jersey_cls.numbers import LEGAL_NUMBERS
 
-from .conftest import CONFIGS, LABELS, eval_args, fit_args, predictions_of, printed_metric, write_crop
+from .conftest import (
+    CONFIGS,
+    LABELS,
+    eval_args,
+    favour_first_class,
+    fit_args,
+    predictions_of,
+    printed_metric,
+    write_crop,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path("runs/jersey")
@@ -161,14 +169,9 @@ def test_an_export_that_computes_something_else_is_rejected_and_a_good_one_is_ke
     good = (exported / "model.onnx").read_bytes()
     write = JerseyClassifier.to_onnx
 
-    def corrupted(self, path, *args, **kwargs):  # the file's classifier then favours the first class
+    def corrupted(self, path, *args, **kwargs):
         write(self, path, *args, **kwargs)
-        graph = onnx.load(path)
-        bias = next(t for t in graph.graph.initializer if t.name == "net.fc.bias")
-        values = onnx.numpy_helper.to_array(bias).copy()
-        values[0] += 5.0
-        bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
-        onnx.save(graph, path)
+        favour_first_class(path, path, by=5.0)
 
     monkeypatch.setattr(JerseyClassifier, "to_onnx", corrupted)
     capsys.readouterr()

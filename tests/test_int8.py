@@ -12,7 +12,7 @@ import pytest
 
 from jersey_cls.cli import main
 
-from .conftest import eval_args, fit_args
+from .conftest import eval_args, favour_first_class, fit_args
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTED = Path("runs/jersey/exports/last")
@@ -60,12 +60,7 @@ def test_the_int8_export_is_checked_against_predict_and_predict_reads_either_fil
 
 def worse(model_input, model_output, reader, **kwargs):
     """A "quantization" that favours the first class."""
-    graph = onnx.load(model_input)
-    bias = next(t for t in graph.graph.initializer if t.name == "net.fc.bias")
-    values = onnx.numpy_helper.to_array(bias).copy()
-    values[0] += 50.0
-    bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
-    onnx.save(graph, model_output)
+    favour_first_class(model_input, model_output, by=50.0)
 
 
 def test_an_int8_model_that_reads_worse_is_refused_and_model_onnx_stands(trained, monkeypatch, capsys):
